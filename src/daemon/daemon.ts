@@ -1,0 +1,459 @@
+import {randomBytes} from 'node:crypto'
+import os from 'node:os'
+import {performance} from 'node:perf_hooks'
+
+import {PermanentFailure, YieldTask, describeError} from '../core/errors.js'
+import type {GeneratorContext, TaskGenerator} from '../core/generator.js'
+import {resolveHandler, type HandlerContext, type HandlerInput, type ResolvedHandler} from '../core/handler.js'
+import {fillSlots} from '../core/scheduler.js'
+import type {DynamicTask, TaskOutcome, TaskSpec} from '../core/task.js'
+import {enqueueTasks, localEnqueueSignal} from '../generators/queue/enqueue.js'
+import type {Storage} from '../storage/storage.js'
+import {BUILTIN_HANDLERS} from './builtin-handlers.js'
+import {silentLogger, type Logger} from './logger.js'
+
+export interface DaemonOptions {
+  storage: Storage
+  generators: readonly TaskGenerator<Storage>[]
+  /** User handlers by task class (built-in and generator handlers are added automatically). */
+  handlers?: Readonly<Record<string, HandlerInput>>
+  concurrency?: number
+  /** Default lease length; a class may ask for a longer one. */
+  leaseSeconds?: number
+  /** Idle polling ceiling in seconds. */
+  pollMaxSeconds?: number
+  /** Only run tasks at this priority or more urgent. */
+  priorityCeiling?: number
+  /** Stop once nothing is ready and nothing is running. */
+  untilIdle?: boolean
+  logger?: Logger
+  /** Identity written into every lease; defaults to host:pid:random. */
+  owner?: string
+}
+
+interface Running {
+  task: DynamicTask
+  generator: TaskGenerator<Storage>
+  handler: ResolvedHandler | null
+  startedAt: number
+  controller: AbortController
+  /** Set once the daemon has given this task's lease back (shutdown) or lost it: its result is ignored. */
+  abandoned: boolean
+}
+
+interface PendingAck {
+  outcome: TaskOutcome
+  followUps: TaskSpec[]
+}
+
+const POLL_MIN_SECONDS = 0.005
+const ACK_BATCH = 256
+
+export function daemonOwnerId(): string {
+  return `${os.hostname().slice(0, 32)}:${process.pid}:${randomBytes(4).toString('hex')}`
+}
+
+/**
+ * The runtime: fills free worker slots from the best-ranked generators, runs handlers under a
+ * lease that a heartbeat extends, and hands outcomes back to each generator in batches.
+ */
+export class Daemon {
+  readonly owner: string
+  private readonly storage: Storage
+  private readonly generators: Map<string, TaskGenerator<Storage>>
+  private readonly handlers = new Map<string, ResolvedHandler>()
+  private readonly concurrency: number
+  private readonly leaseSeconds: number
+  private readonly pollMaxSeconds: number
+  private readonly priorityCeiling: number | undefined
+  private readonly untilIdle: boolean
+  private readonly log: Logger
+
+  private readonly running = new Map<string, Running>()
+  private readonly acks = new Map<string, PendingAck[]>()
+  private flushing: Promise<void> | null = null
+  private paused = new Set<string>()
+  private stopping = false
+  private wake: (() => void) | null = null
+  private heartbeatTimer: NodeJS.Timeout | null = null
+  private loopDone: Promise<void> | null = null
+  private lastFullRound = false
+  private waitingForSlot = false
+  private consecutiveErrors = 0
+  private readonly startedAt = Date.now()
+  readonly stats = {leased: 0, succeeded: 0, failed: 0, retried: 0, yielded: 0, released: 0}
+
+  constructor(options: DaemonOptions) {
+    this.storage = options.storage
+    this.generators = new Map(options.generators.map((g) => [g.key, g]))
+    this.concurrency = Math.max(1, options.concurrency ?? 4)
+    this.leaseSeconds = Math.max(3, options.leaseSeconds ?? 60)
+    this.pollMaxSeconds = options.pollMaxSeconds ?? 0.25
+    this.priorityCeiling = options.priorityCeiling
+    this.untilIdle = options.untilIdle ?? false
+    this.log = options.logger ?? silentLogger
+    this.owner = options.owner ?? daemonOwnerId()
+    const all: Record<string, HandlerInput> = {...BUILTIN_HANDLERS}
+    for (const g of options.generators) Object.assign(all, g.handlers ?? {})
+    Object.assign(all, options.handlers ?? {})
+    for (const [taskClass, input] of Object.entries(all)) this.handlers.set(taskClass, resolveHandler(input))
+  }
+
+  private ctx(store: Storage = this.storage): GeneratorContext<Storage> {
+    return {store, owner: this.owner}
+  }
+
+  /** Registers the daemon, starts the heartbeat and the loop. Resolve `finished()` to wait for the end. */
+  async start(): Promise<void> {
+    const now = this.storage.now()
+    await this.storage.db
+      .insertInto('taskd_daemons')
+      .values({
+        id: this.owner,
+        host: os.hostname(),
+        pid: process.pid,
+        started_at: now,
+        heartbeat_at: now,
+        concurrency: this.concurrency,
+        status: 'running',
+        generators: JSON.stringify([...this.generators.keys()]),
+        running: '[]',
+      })
+      .execute()
+    await this.refreshPaused()
+    localEnqueueSignal.on('enqueued', this.onLocalEnqueue)
+    const beatMs = Math.max(500, (this.leaseSeconds * 1000) / 3)
+    this.heartbeatTimer = setInterval(() => void this.heartbeat(), beatMs)
+    this.heartbeatTimer.unref()
+    this.log.info('daemon started', {owner: this.owner, concurrency: this.concurrency, generators: [...this.generators.keys()].join(','), database: this.storage.target.url})
+    this.loopDone = this.loop()
+  }
+
+  /** Resolves when the daemon has stopped (after `stop()`, or by itself with `untilIdle`). */
+  async finished(): Promise<void> {
+    await this.loopDone
+  }
+
+  private readonly onLocalEnqueue = () => this.wakeUp()
+
+  private wakeUp() {
+    const wake = this.wake
+    this.wake = null
+    wake?.()
+  }
+
+  private sleep(seconds: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.wake = null
+        resolve()
+      }, seconds * 1000)
+      this.wake = () => {
+        clearTimeout(timer)
+        resolve()
+      }
+    })
+  }
+
+  private async loop(): Promise<void> {
+    let idleDelay = POLL_MIN_SECONDS
+    while (!this.stopping) {
+      const free = this.concurrency - this.running.size
+      let leased = 0
+      if (free > 0) {
+        try {
+          leased = await this.fill(free)
+          if (this.consecutiveErrors > 0) this.log.info('database reachable again', {after_errors: this.consecutiveErrors})
+          this.consecutiveErrors = 0
+        } catch (error) {
+          this.consecutiveErrors++
+          const backoff = Math.min(10, 0.1 * 2 ** Math.min(this.consecutiveErrors, 7))
+          this.log.error('lease round failed', {error: describeError(error), retry_in_s: backoff})
+          await this.sleep(backoff)
+          continue
+        }
+      }
+      this.lastFullRound = free > 0 && leased === free
+      if (this.lastFullRound) {
+        idleDelay = POLL_MIN_SECONDS
+        await Promise.resolve()
+        continue
+      }
+      if (this.untilIdle && leased === 0 && this.running.size === 0) {
+        await this.flushAcks()
+        if (this.acks.size === 0) break
+      }
+      idleDelay = leased > 0 ? POLL_MIN_SECONDS : Math.min(this.pollMaxSeconds, idleDelay * 2)
+      // With every slot busy, only a finishing task (or stop) wakes the loop.
+      this.waitingForSlot = this.running.size >= this.concurrency
+      await this.sleep(this.waitingForSlot ? 3600 : idleDelay)
+      this.waitingForSlot = false
+    }
+    await this.shutdown()
+  }
+
+  private activeGenerators(): TaskGenerator<Storage>[] {
+    const ceiling = this.priorityCeiling
+    return [...this.generators.values()].filter((g) => !this.paused.has(g.key) && (ceiling === undefined || g.priorityRange.min <= ceiling))
+  }
+
+  private async fill(free: number): Promise<number> {
+    return fillSlots(this.activeGenerators(), free, {
+      ready: (g) => g.ready(this.ctx(), {priorityCeiling: this.priorityCeiling}),
+      lease: async (g, limit) => {
+        const tasks = await g.lease(this.ctx(), {limit, leaseSeconds: this.leaseSeconds, priorityCeiling: this.priorityCeiling})
+        for (const task of tasks) this.launch(g, task)
+        this.stats.leased += tasks.length
+        return tasks.length
+      },
+    })
+  }
+
+  private launch(generator: TaskGenerator<Storage>, task: DynamicTask) {
+    const entry: Running = {
+      task,
+      generator,
+      handler: this.handlers.get(task.taskClass) ?? null,
+      startedAt: Date.now(),
+      controller: new AbortController(),
+      abandoned: false,
+    }
+    this.running.set(task.ref, entry)
+    void this.execute(entry).finally(() => {
+      this.running.delete(task.ref)
+      if (this.lastFullRound || this.stopping || this.waitingForSlot || this.running.size === 0) this.wakeUp()
+    })
+  }
+
+  private async execute(entry: Running): Promise<void> {
+    const {task, handler} = entry
+    const started = performance.now()
+    const elapsedUs = () => (performance.now() - started) * 1000
+    const followUps: TaskSpec[] = []
+    let outcome: TaskOutcome
+    if (task.dataError) {
+      outcome = {kind: 'fail', task, reason: task.dataError, durationUs: 0}
+    } else if (!handler) {
+      outcome = {kind: 'fail', task, reason: `no handler registered for task class '${task.taskClass}': add it to the config module's handlers`, durationUs: 0}
+    } else {
+      if (handler.leaseSeconds && handler.leaseSeconds > this.leaseSeconds) {
+        await entry.generator.renew(this.ctx(), [task], handler.leaseSeconds).catch(() => [])
+      }
+      const ctx: HandlerContext = {
+        task,
+        signal: entry.controller.signal,
+        yield: (seconds: number) => {
+          throw new YieldTask(seconds)
+        },
+        fail: (reason: string) => {
+          throw new PermanentFailure(reason)
+        },
+        extendLease: async (seconds: number) => {
+          const held = await entry.generator.renew(this.ctx(), [task], seconds)
+          if (!held.includes(task.ref)) throw new Error(`lease on ${task.ref} was lost`)
+        },
+        enqueue: (spec: TaskSpec) => void followUps.push(spec),
+        log: (message: string) => this.log.info('task log', {ref: task.ref, message}),
+      }
+      let timer: NodeJS.Timeout | undefined
+      const timeout = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => {
+          entry.controller.abort(new Error('handler timeout'))
+          reject(new HandlerTimeout(handler.timeoutSeconds))
+        }, handler.timeoutSeconds * 1000)
+      })
+      try {
+        const result = await Promise.race([Promise.resolve().then(() => handler.run(task.data, ctx)), timeout])
+        outcome = {kind: 'success', task, durationUs: elapsedUs(), result}
+      } catch (error) {
+        outcome = this.outcomeOfError(task, handler, error, elapsedUs())
+      } finally {
+        clearTimeout(timer)
+      }
+    }
+    if (entry.abandoned) return
+    this.count(outcome)
+    if (outcome.kind === 'fail' || outcome.kind === 'retry') {
+      this.log.warn(outcome.kind === 'fail' ? 'task failed permanently' : 'task failed, will retry', {
+        ref: task.ref,
+        class: task.taskClass,
+        attempt: task.attempt,
+        error: outcome.kind === 'fail' ? outcome.reason : outcome.error,
+        ...(outcome.kind === 'retry' ? {retry_at: new Date(outcome.retryAt * 1000).toISOString()} : {}),
+      })
+    }
+    this.queueAck(outcome, outcome.kind === 'success' ? followUps : [])
+  }
+
+  private outcomeOfError(task: DynamicTask, handler: ResolvedHandler, error: unknown, durationUs: number): TaskOutcome {
+    const now = this.storage.nowPrecise()
+    if (error instanceof YieldTask) return {kind: 'yield', task, until: now + Math.max(0, error.seconds)}
+    if (error instanceof PermanentFailure) return {kind: 'fail', task, reason: error.message, durationUs}
+    const message = describeError(error)
+    const failures = task.failureCount + 1
+    if (handler.maxRetries !== null && failures > handler.maxRetries) {
+      return {kind: 'fail', task, reason: `${message} (failed ${failures} times, more than the ${handler.maxRetries} retries allowed)`, durationUs}
+    }
+    return {kind: 'retry', task, error: message, retryAt: now + handler.retryWaitSeconds, durationUs}
+  }
+
+  private count(outcome: TaskOutcome) {
+    const key = ({success: 'succeeded', fail: 'failed', retry: 'retried', yield: 'yielded', release: 'released'} as const)[outcome.kind]
+    this.stats[key]++
+  }
+
+  private queueAck(outcome: TaskOutcome, followUps: TaskSpec[]) {
+    const list = this.acks.get(outcome.task.generator) ?? []
+    list.push({outcome, followUps})
+    this.acks.set(outcome.task.generator, list)
+    if (!this.flushing) setImmediate(() => void this.flushAcks())
+  }
+
+  /** Hands queued outcomes to their generators, one transaction per generator batch. */
+  private async flushAcks(): Promise<void> {
+    while (this.flushing) await this.flushing
+    if (this.acks.size === 0) return
+    this.flushing = (async () => {
+      try {
+        for (const [key, list] of this.acks) {
+          const generator = this.generators.get(key)
+          if (!generator) continue
+          while (list.length > 0) {
+            const batch = list.slice(0, ACK_BATCH)
+            await this.storage.transaction(async (store) => {
+              const applied = new Set(await generator.complete(this.ctx(store), batch.map((b) => b.outcome)))
+              const followUps = batch.filter((b) => applied.has(b.outcome.task.ref)).flatMap((b) => b.followUps)
+              if (followUps.length > 0) await enqueueTasks(store, followUps)
+              for (const b of batch) {
+                if (!applied.has(b.outcome.task.ref)) this.log.warn('outcome dropped: lease was taken over', {ref: b.outcome.task.ref})
+              }
+            })
+            list.splice(0, batch.length)
+          }
+          this.acks.delete(key)
+        }
+      } catch (error) {
+        this.log.error('recording outcomes failed; will retry', {error: describeError(error)})
+        await new Promise((resolve) => setTimeout(resolve, 500))
+      } finally {
+        this.flushing = null
+      }
+    })()
+    await this.flushing
+    if (this.acks.size > 0 && !this.stopping) setImmediate(() => void this.flushAcks())
+  }
+
+  /** Extends leases of running tasks and tasks whose outcome is not recorded yet; updates the daemon row. */
+  private async heartbeat(): Promise<void> {
+    try {
+      const byGenerator = new Map<string, {generator: TaskGenerator<Storage>; tasks: Map<number, DynamicTask[]>}>()
+      const add = (generator: TaskGenerator<Storage>, task: DynamicTask, seconds: number) => {
+        const entry = byGenerator.get(generator.key) ?? {generator, tasks: new Map()}
+        entry.tasks.set(seconds, [...(entry.tasks.get(seconds) ?? []), task])
+        byGenerator.set(generator.key, entry)
+      }
+      for (const r of this.running.values()) if (!r.abandoned) add(r.generator, r.task, Math.max(this.leaseSeconds, r.handler?.leaseSeconds ?? 0))
+      for (const [key, list] of this.acks) {
+        const generator = this.generators.get(key)
+        if (generator) for (const {outcome} of list) add(generator, outcome.task, this.leaseSeconds)
+      }
+      for (const {generator, tasks} of byGenerator.values()) {
+        for (const [seconds, list] of tasks) {
+          const held = new Set(await generator.renew(this.ctx(), list, seconds))
+          for (const task of list) {
+            const running = this.running.get(task.ref)
+            if (!held.has(task.ref) && running && !running.abandoned) {
+              running.abandoned = true
+              running.controller.abort(new Error('lease lost'))
+              this.log.warn('lease lost; abandoning task', {ref: task.ref})
+            }
+          }
+        }
+      }
+      await this.writeStatus('running')
+      await this.refreshPaused()
+      await this.storage.syncClock()
+    } catch (error) {
+      this.log.error('heartbeat failed', {error: describeError(error)})
+    }
+  }
+
+  private async writeStatus(status: string) {
+    const running = [...this.running.values()].map((r) => ({ref: r.task.ref, taskClass: r.task.taskClass, startedAt: Math.floor(r.startedAt / 1000)}))
+    await this.storage.db
+      .updateTable('taskd_daemons')
+      .set({heartbeat_at: this.storage.now(), status, running: JSON.stringify(running)})
+      .where('id', '=', this.owner)
+      .execute()
+  }
+
+  private async refreshPaused() {
+    const rows = await this.storage.db.selectFrom('taskd_generator_state').select('generator').where('state_key', '=', '').where('paused', '=', 1).execute()
+    const next = new Set(rows.map((r) => r.generator))
+    for (const key of next) if (!this.paused.has(key) && this.generators.has(key)) this.log.info('generator paused', {generator: key})
+    for (const key of this.paused) if (!next.has(key)) this.log.info('generator resumed', {generator: key})
+    this.paused = next
+  }
+
+  private graceSeconds = 30
+
+  /**
+   * Graceful stop: lease nothing more, let running handlers finish within the grace period, then
+   * release the leases still held so another daemon takes those tasks at once.
+   */
+  async stop(options: {graceSeconds?: number} = {}): Promise<void> {
+    if (options.graceSeconds !== undefined) this.graceSeconds = Math.min(this.graceSeconds, options.graceSeconds)
+    if (!this.stopping) {
+      this.stopping = true
+      this.log.info('daemon stopping', {running: this.running.size, grace_s: this.graceSeconds})
+    } else {
+      this.releaseRunning()
+    }
+    this.wakeUp()
+    this.graceWake?.()
+    await this.loopDone
+  }
+
+  private graceWake: (() => void) | null = null
+
+  private releaseRunning() {
+    for (const r of this.running.values()) {
+      if (r.abandoned) continue
+      r.abandoned = true
+      r.controller.abort(new Error('daemon stopping'))
+      this.count({kind: 'release', task: r.task})
+      this.queueAck({kind: 'release', task: r.task}, [])
+    }
+  }
+
+  private async shutdown(): Promise<void> {
+    const deadline = Date.now() + this.graceSeconds * 1000
+    while (this.running.size > 0 && [...this.running.values()].some((r) => !r.abandoned) && Date.now() < deadline) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, Math.min(100, Math.max(0, deadline - Date.now())))
+        this.graceWake = () => {
+          clearTimeout(timer)
+          resolve()
+        }
+      })
+    }
+    this.releaseRunning()
+    for (let attempt = 0; attempt < 20 && this.acks.size > 0; attempt++) await this.flushAcks()
+    if (this.heartbeatTimer) clearInterval(this.heartbeatTimer)
+    localEnqueueSignal.off('enqueued', this.onLocalEnqueue)
+    try {
+      await this.writeStatus('stopped')
+    } catch (error) {
+      this.log.error('could not record the stop', {error: describeError(error)})
+    }
+    const seconds = ((Date.now() - this.startedAt) / 1000).toFixed(1)
+    this.log.info('daemon stopped', {...this.stats, uptime_s: Number(seconds)})
+  }
+}
+
+export class HandlerTimeout extends Error {
+  constructor(seconds: number) {
+    super(`handler timed out after ${seconds}s`)
+    this.name = 'HandlerTimeout'
+  }
+}

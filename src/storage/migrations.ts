@@ -1,0 +1,163 @@
+import {Migrator, sql, type Kysely, type Migration, type MigrationInfo} from 'kysely'
+
+import {TaskdError} from '../core/errors.js'
+import type {DialectProfile} from './dialect.js'
+import type {Storage} from './storage.js'
+
+/**
+ * Migrations are bundled in code (a packed CLI must not read a folder at run time) and written once
+ * for both dialects; the few type differences come from the DialectProfile.
+ */
+function buildMigrations(d: DialectProfile): Record<string, Migration> {
+  // kysely's builder is typed against a schema; migrations run before that schema exists.
+  type AnyDb = Kysely<unknown>
+  const table = (db: AnyDb, name: string) => {
+    const builder = db.schema.createTable(name)
+    return d.tableOptions ? builder.modifyEnd(sql` ${d.tableOptions}`) : builder
+  }
+  return {
+    '0001_init': {
+      async up(db: AnyDb) {
+        await table(db, 'taskd_tasks')
+          .addColumn('id', d.autoIdType, (c) => c.primaryKey().autoIncrement())
+          .addColumn('task_class', 'varchar(191)', (c) => c.notNull())
+          .addColumn('priority', 'integer', (c) => c.notNull())
+          .addColumn('data', d.largeText, (c) => c.notNull())
+          .addColumn('object_ref', 'varchar(191)')
+          .addColumn('container_ref', 'varchar(191)')
+          .addColumn('available_at', 'bigint', (c) => c.notNull())
+          .addColumn('lease_owner', 'varchar(64)')
+          .addColumn('lease_expires', 'bigint')
+          .addColumn('attempts', 'integer', (c) => c.notNull().defaultTo(0))
+          .addColumn('failure_count', 'integer', (c) => c.notNull().defaultTo(0))
+          .addColumn('failure_time', 'bigint')
+          .addColumn('last_error', 'text')
+          .addColumn('created_at', 'bigint', (c) => c.notNull())
+          .addColumn('legacy_id', 'bigint')
+          .execute()
+        // The lease query: unleased rows by priority then id, filtered on available_at; covering.
+        await db.schema.createIndex('taskd_tasks_ready').on('taskd_tasks').columns(['lease_owner', 'priority', 'id', 'available_at']).execute()
+        // The second lease phase and the rescuer: leases by expiry.
+        await db.schema.createIndex('taskd_tasks_expires').on('taskd_tasks').columns(['lease_expires']).execute()
+        await db.schema.createIndex('taskd_tasks_class').on('taskd_tasks').columns(['task_class']).execute()
+        await db.schema.createIndex('taskd_tasks_object').on('taskd_tasks').columns(['object_ref']).execute()
+        await db.schema.createIndex('taskd_tasks_container').on('taskd_tasks').columns(['container_ref']).execute()
+        await db.schema.createIndex('taskd_tasks_legacy').on('taskd_tasks').columns(['legacy_id']).execute()
+
+        await table(db, 'taskd_task_archive')
+          .addColumn('id', 'bigint', (c) => c.primaryKey())
+          .addColumn('task_class', 'varchar(191)', (c) => c.notNull())
+          .addColumn('priority', 'integer', (c) => c.notNull())
+          .addColumn('data', d.largeText, (c) => c.notNull())
+          .addColumn('object_ref', 'varchar(191)')
+          .addColumn('container_ref', 'varchar(191)')
+          .addColumn('attempts', 'integer', (c) => c.notNull())
+          .addColumn('failure_count', 'integer', (c) => c.notNull())
+          .addColumn('result', 'integer', (c) => c.notNull())
+          .addColumn('reason', 'text')
+          .addColumn('duration_us', 'bigint')
+          .addColumn('created_at', 'bigint', (c) => c.notNull())
+          .addColumn('archived_at', 'bigint', (c) => c.notNull())
+          .addColumn('legacy_id', 'bigint')
+          .execute()
+        await db.schema.createIndex('taskd_archive_archived').on('taskd_task_archive').columns(['archived_at']).execute()
+        await db.schema.createIndex('taskd_archive_class').on('taskd_task_archive').columns(['task_class']).execute()
+        await db.schema.createIndex('taskd_archive_legacy').on('taskd_task_archive').columns(['legacy_id']).execute()
+
+        await table(db, 'taskd_generator_state')
+          .addColumn('generator', 'varchar(64)', (c) => c.notNull())
+          .addColumn('state_key', 'varchar(191)', (c) => c.notNull().defaultTo(''))
+          .addColumn('cursor', 'text')
+          .addColumn('cursor_version', 'integer', (c) => c.notNull().defaultTo(0))
+          .addColumn('next_run_at', 'bigint', (c) => c.notNull().defaultTo(0))
+          .addColumn('backoff_seconds', 'integer', (c) => c.notNull().defaultTo(0))
+          .addColumn('run_owner', 'varchar(64)')
+          .addColumn('run_expires', 'bigint')
+          .addColumn('last_run_at', 'bigint')
+          .addColumn('last_count', 'integer')
+          .addColumn('total_count', 'bigint', (c) => c.notNull().defaultTo(0))
+          .addColumn('error_streak', 'integer', (c) => c.notNull().defaultTo(0))
+          .addColumn('last_error', 'text')
+          .addColumn('paused', 'integer', (c) => c.notNull().defaultTo(0))
+          .addColumn('updated_at', 'bigint', (c) => c.notNull())
+          .addPrimaryKeyConstraint('taskd_generator_state_pk', ['generator', 'state_key'])
+          .execute()
+
+        await table(db, 'taskd_daemons')
+          .addColumn('id', 'varchar(64)', (c) => c.primaryKey())
+          .addColumn('host', 'varchar(255)', (c) => c.notNull())
+          .addColumn('pid', 'integer', (c) => c.notNull())
+          .addColumn('started_at', 'bigint', (c) => c.notNull())
+          .addColumn('heartbeat_at', 'bigint', (c) => c.notNull())
+          .addColumn('concurrency', 'integer', (c) => c.notNull())
+          .addColumn('status', 'varchar(16)', (c) => c.notNull())
+          .addColumn('generators', 'text', (c) => c.notNull())
+          .addColumn('running', d.largeText, (c) => c.notNull())
+          .execute()
+        await db.schema.createIndex('taskd_daemons_heartbeat').on('taskd_daemons').columns(['heartbeat_at']).execute()
+
+        await table(db, 'taskd_gc_policies')
+          .addColumn('collector', 'varchar(64)', (c) => c.primaryKey())
+          .addColumn('retention_seconds', 'bigint')
+          .addColumn('updated_at', 'bigint', (c) => c.notNull())
+          .execute()
+      },
+      async down(db: AnyDb) {
+        for (const name of ['taskd_gc_policies', 'taskd_daemons', 'taskd_generator_state', 'taskd_task_archive', 'taskd_tasks']) {
+          await db.schema.dropTable(name).ifExists().execute()
+        }
+      },
+    },
+  }
+}
+
+function migratorFor(storage: Storage): Migrator {
+  const migrations = buildMigrations(storage.dialect)
+  return new Migrator({
+    db: storage.db,
+    provider: {getMigrations: async () => migrations},
+    migrationTableName: 'taskd_migration',
+    migrationLockTableName: 'taskd_migration_lock',
+  })
+}
+
+export interface MigrationStatus {
+  name: string
+  applied: boolean
+  appliedAt: string | null
+}
+
+export async function migrationStatus(storage: Storage): Promise<MigrationStatus[]> {
+  const list: readonly MigrationInfo[] = await migratorFor(storage).getMigrations()
+  return list.map((m) => ({name: m.name, applied: Boolean(m.executedAt), appliedAt: m.executedAt ? m.executedAt.toISOString() : null}))
+}
+
+/**
+ * Applies pending migrations. Safe with many processes at once: kysely takes a lock first
+ * (MySQL: GET_LOCK; SQLite: the immediate transaction the migrations run in).
+ */
+export async function migrateToLatest(storage: Storage): Promise<string[]> {
+  const {error, results} = await migratorFor(storage).migrateToLatest()
+  if (error) {
+    const failed = results?.find((r) => r.status === 'Error')?.migrationName
+    throw new TaskdError('E_INTERNAL', `migration ${failed ?? ''} failed: ${(error as Error).message ?? String(error)}`, {cause: error})
+  }
+  return (results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName)
+}
+
+/**
+ * Makes sure the schema is current before a command uses it. The SQLite default creates its own
+ * schema (nothing else shares the file by surprise); on MySQL the operator runs `taskd db migrate`.
+ */
+export async function ensureSchema(storage: Storage, options: {autoMigrate?: boolean} = {}): Promise<void> {
+  const pending = (await migrationStatus(storage)).filter((m) => !m.applied)
+  if (pending.length === 0) return
+  if (options.autoMigrate ?? storage.dialect.name === 'sqlite') {
+    await migrateToLatest(storage)
+    return
+  }
+  throw new TaskdError(
+    'E_SCHEMA_BEHIND',
+    `the database schema at ${storage.target.url} is behind (${pending.length} pending migration${pending.length === 1 ? '' : 's'}: ${pending.map((m) => m.name).join(', ')}): run \`taskd db migrate\``,
+  )
+}

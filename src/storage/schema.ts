@@ -1,0 +1,91 @@
+import type {Generated} from 'kysely'
+
+/** Times are integer epoch seconds on the database's clock (see Storage.now). */
+export interface TasksTable {
+  id: Generated<number>
+  task_class: string
+  priority: number
+  /** JSON text; stored inline so a lease is one indexed read and archival is one copy. */
+  data: string
+  object_ref: string | null
+  container_ref: string | null
+  /** Not leasable before this time (delay, yield, retry wait). */
+  available_at: number
+  lease_owner: string | null
+  lease_expires: number | null
+  /** How many times the task was leased (so run): attempt N of a task is its Nth lease. */
+  attempts: Generated<number>
+  failure_count: Generated<number>
+  failure_time: number | null
+  last_error: string | null
+  created_at: number
+  legacy_id: number | null
+}
+
+export const ARCHIVE_RESULT = {success: 0, failure: 1, cancelled: 2} as const
+export type ArchiveResultName = keyof typeof ARCHIVE_RESULT
+
+export interface TaskArchiveTable {
+  id: number
+  task_class: string
+  priority: number
+  data: string
+  object_ref: string | null
+  container_ref: string | null
+  attempts: number
+  failure_count: number
+  result: number
+  reason: string | null
+  duration_us: number | null
+  created_at: number
+  archived_at: number
+  legacy_id: number | null
+}
+
+export interface GeneratorStateTable {
+  generator: string
+  /** Sub-key, e.g. a GC collector; '' for the generator's own row. */
+  state_key: string
+  cursor: string | null
+  /** Bumped on every cursor write: the compare-and-set token. */
+  cursor_version: number
+  next_run_at: number
+  backoff_seconds: number
+  run_owner: string | null
+  run_expires: number | null
+  last_run_at: number | null
+  last_count: number | null
+  total_count: number
+  error_streak: number
+  last_error: string | null
+  paused: number
+  updated_at: number
+}
+
+export interface DaemonsTable {
+  id: string
+  host: string
+  pid: number
+  started_at: number
+  heartbeat_at: number
+  concurrency: number
+  status: string
+  generators: string
+  /** JSON list of {ref, taskClass, startedAt} being run now. */
+  running: string
+}
+
+export interface GcPoliciesTable {
+  collector: string
+  /** null = keep indefinitely */
+  retention_seconds: number | null
+  updated_at: number
+}
+
+export interface TaskdSchema {
+  taskd_tasks: TasksTable
+  taskd_task_archive: TaskArchiveTable
+  taskd_generator_state: GeneratorStateTable
+  taskd_daemons: DaemonsTable
+  taskd_gc_policies: GcPoliciesTable
+}
