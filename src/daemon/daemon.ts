@@ -1,16 +1,16 @@
 import {randomBytes} from 'node:crypto'
 import os from 'node:os'
-import {performance} from 'node:perf_hooks'
 
-import {PermanentFailure, YieldTask, describeError} from '../core/errors.js'
+import {describeError} from '../core/errors.js'
 import type {GeneratorContext, TaskGenerator} from '../core/generator.js'
-import {resolveHandler, type HandlerContext, type HandlerInput, type ResolvedHandler} from '../core/handler.js'
+import {resolveHandler, type HandlerInput, type ResolvedHandler} from '../core/handler.js'
 import {fillSlots} from '../core/scheduler.js'
 import type {DynamicTask, TaskOutcome, TaskSpec} from '../core/task.js'
 import {enqueueTasks, localEnqueueSignal} from '../generators/queue/enqueue.js'
 import type {Storage} from '../storage/storage.js'
 import {BUILTIN_HANDLERS} from './builtin-handlers.js'
 import {silentLogger, type Logger} from './logger.js'
+import {runTask} from './run-task.js'
 
 export interface DaemonOptions {
   storage: Storage
@@ -49,6 +49,14 @@ interface PendingAck {
 const POLL_MIN_SECONDS = 0.005
 const ACK_BATCH = 256
 
+/** Handlers by task class: built-in diagnostics, then each generator's own, then the user's (which win). */
+export function buildHandlerRegistry(generators: readonly TaskGenerator<Storage>[], userHandlers: Readonly<Record<string, HandlerInput>> = {}): Map<string, ResolvedHandler> {
+  const all: Record<string, HandlerInput> = {...BUILTIN_HANDLERS}
+  for (const g of generators) Object.assign(all, g.handlers ?? {})
+  Object.assign(all, userHandlers)
+  return new Map(Object.entries(all).map(([taskClass, input]) => [taskClass, resolveHandler(input)]))
+}
+
 export function daemonOwnerId(): string {
   return `${os.hostname().slice(0, 32)}:${process.pid}:${randomBytes(4).toString('hex')}`
 }
@@ -61,7 +69,7 @@ export class Daemon {
   readonly owner: string
   private readonly storage: Storage
   private readonly generators: Map<string, TaskGenerator<Storage>>
-  private readonly handlers = new Map<string, ResolvedHandler>()
+  private readonly handlers: Map<string, ResolvedHandler>
   private readonly concurrency: number
   private readonly leaseSeconds: number
   private readonly pollMaxSeconds: number
@@ -93,10 +101,7 @@ export class Daemon {
     this.untilIdle = options.untilIdle ?? false
     this.log = options.logger ?? silentLogger
     this.owner = options.owner ?? daemonOwnerId()
-    const all: Record<string, HandlerInput> = {...BUILTIN_HANDLERS}
-    for (const g of options.generators) Object.assign(all, g.handlers ?? {})
-    Object.assign(all, options.handlers ?? {})
-    for (const [taskClass, input] of Object.entries(all)) this.handlers.set(taskClass, resolveHandler(input))
+    this.handlers = buildHandlerRegistry(options.generators, options.handlers)
   }
 
   private ctx(store: Storage = this.storage): GeneratorContext<Storage> {
@@ -227,50 +232,18 @@ export class Daemon {
 
   private async execute(entry: Running): Promise<void> {
     const {task, handler} = entry
-    const started = performance.now()
-    const elapsedUs = () => (performance.now() - started) * 1000
-    const followUps: TaskSpec[] = []
-    let outcome: TaskOutcome
-    if (task.dataError) {
-      outcome = {kind: 'fail', task, reason: task.dataError, durationUs: 0}
-    } else if (!handler) {
-      outcome = {kind: 'fail', task, reason: `no handler registered for task class '${task.taskClass}': add it to the config module's handlers`, durationUs: 0}
-    } else {
-      if (handler.leaseSeconds && handler.leaseSeconds > this.leaseSeconds) {
-        await entry.generator.renew(this.ctx(), [task], handler.leaseSeconds).catch(() => [])
-      }
-      const ctx: HandlerContext = {
-        task,
-        signal: entry.controller.signal,
-        yield: (seconds: number) => {
-          throw new YieldTask(seconds)
-        },
-        fail: (reason: string) => {
-          throw new PermanentFailure(reason)
-        },
-        extendLease: async (seconds: number) => {
-          const held = await entry.generator.renew(this.ctx(), [task], seconds)
-          if (!held.includes(task.ref)) throw new Error(`lease on ${task.ref} was lost`)
-        },
-        enqueue: (spec: TaskSpec) => void followUps.push(spec),
-        log: (message: string) => this.log.info('task log', {ref: task.ref, message}),
-      }
-      let timer: NodeJS.Timeout | undefined
-      const timeout = new Promise<never>((_, reject) => {
-        timer = setTimeout(() => {
-          entry.controller.abort(new Error('handler timeout'))
-          reject(new HandlerTimeout(handler.timeoutSeconds))
-        }, handler.timeoutSeconds * 1000)
-      })
-      try {
-        const result = await Promise.race([Promise.resolve().then(() => handler.run(task.data, ctx)), timeout])
-        outcome = {kind: 'success', task, durationUs: elapsedUs(), result}
-      } catch (error) {
-        outcome = this.outcomeOfError(task, handler, error, elapsedUs())
-      } finally {
-        clearTimeout(timer)
-      }
+    if (handler?.leaseSeconds && handler.leaseSeconds > this.leaseSeconds) {
+      await entry.generator.renew(this.ctx(), [task], handler.leaseSeconds).catch(() => [])
     }
+    const {outcome, followUps} = await runTask(task, handler, {
+      now: () => this.storage.nowPrecise(),
+      signal: entry.controller.signal,
+      extendLease: async (seconds) => {
+        const held = await entry.generator.renew(this.ctx(), [task], seconds)
+        if (!held.includes(task.ref)) throw new Error(`lease on ${task.ref} was lost`)
+      },
+      log: (message) => this.log.info('task log', {ref: task.ref, message}),
+    })
     if (entry.abandoned) return
     this.count(outcome)
     if (outcome.kind === 'fail' || outcome.kind === 'retry') {
@@ -282,19 +255,7 @@ export class Daemon {
         ...(outcome.kind === 'retry' ? {retry_at: new Date(outcome.retryAt * 1000).toISOString()} : {}),
       })
     }
-    this.queueAck(outcome, outcome.kind === 'success' ? followUps : [])
-  }
-
-  private outcomeOfError(task: DynamicTask, handler: ResolvedHandler, error: unknown, durationUs: number): TaskOutcome {
-    const now = this.storage.nowPrecise()
-    if (error instanceof YieldTask) return {kind: 'yield', task, until: now + Math.max(0, error.seconds)}
-    if (error instanceof PermanentFailure) return {kind: 'fail', task, reason: error.message, durationUs}
-    const message = describeError(error)
-    const failures = task.failureCount + 1
-    if (handler.maxRetries !== null && failures > handler.maxRetries) {
-      return {kind: 'fail', task, reason: `${message} (failed ${failures} times, more than the ${handler.maxRetries} retries allowed)`, durationUs}
-    }
-    return {kind: 'retry', task, error: message, retryAt: now + handler.retryWaitSeconds, durationUs}
+    this.queueAck(outcome, followUps)
   }
 
   private count(outcome: TaskOutcome) {
@@ -448,12 +409,5 @@ export class Daemon {
     }
     const seconds = ((Date.now() - this.startedAt) / 1000).toFixed(1)
     this.log.info('daemon stopped', {...this.stats, uptime_s: Number(seconds)})
-  }
-}
-
-export class HandlerTimeout extends Error {
-  constructor(seconds: number) {
-    super(`handler timed out after ${seconds}s`)
-    this.name = 'HandlerTimeout'
   }
 }
