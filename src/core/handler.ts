@@ -1,7 +1,9 @@
 import type {DynamicTask, TaskSpec} from './task.js'
 
-export interface HandlerContext {
+export interface HandlerContext<Store = unknown> {
   readonly task: DynamicTask
+  /** taskd's storage (the daemon's database handle), for handlers that keep state next to taskd's. */
+  readonly store: Store
   /** Aborted when the daemon stops or the handler's timeout passes: stop work and return. */
   readonly signal: AbortSignal
   /** Put the task back until `seconds` from now without counting a failure (at least 5 s on the queue). */
@@ -15,10 +17,12 @@ export interface HandlerContext {
   log(message: string): void
 }
 
-export type HandlerFunction = (data: unknown, ctx: HandlerContext) => unknown
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- handlers choose how to type their store
+export type HandlerFunction<Store = any> = (data: unknown, ctx: HandlerContext<Store>) => unknown
 
-export interface HandlerDefinition {
-  run: HandlerFunction
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- see HandlerFunction
+export interface HandlerDefinition<Store = any> {
+  run: HandlerFunction<Store>
   /** The handler is abandoned (and the task retried) after this long; default 300 s. */
   timeoutSeconds?: number
   /** Lease length for this class; the heartbeat keeps extending it while the handler runs. */

@@ -236,6 +236,7 @@ export class Daemon {
       await entry.generator.renew(this.ctx(), [task], handler.leaseSeconds).catch(() => [])
     }
     const {outcome, followUps} = await runTask(task, handler, {
+      store: this.storage,
       now: () => this.storage.nowPrecise(),
       signal: entry.controller.signal,
       extendLease: async (seconds) => {

@@ -5,6 +5,8 @@ import type {HandlerContext, ResolvedHandler} from '../core/handler.js'
 import type {DynamicTask, TaskOutcome, TaskSpec} from '../core/task.js'
 
 export interface RunTaskHooks {
+  /** Handed to the handler as ctx.store. */
+  store: unknown
   /** Database clock, epoch seconds with fraction. */
   now(): number
   /** Aborted when the daemon stops or the lease is lost. */
@@ -38,6 +40,7 @@ export async function runTask(task: DynamicTask, handler: ResolvedHandler | null
   hooks.signal.addEventListener('abort', onAbort, {once: true})
   const ctx: HandlerContext = {
     task,
+    store: hooks.store,
     signal: controller.signal,
     yield: (seconds: number) => {
       throw new YieldTask(seconds)
