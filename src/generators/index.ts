@@ -2,10 +2,11 @@ import {usageError} from '../core/errors.js'
 import type {TaskGenerator} from '../core/generator.js'
 import type {TaskdConfig} from '../config/config.js'
 import type {Storage} from '../storage/storage.js'
+import {gcGenerator} from './gc/generator.js'
 import {queueGenerator} from './queue/generator.js'
 
 /** The built-in generators, in display order. The only file that lists them all. */
-export const BUILTIN_GENERATORS: readonly TaskGenerator<Storage>[] = [queueGenerator]
+export const BUILTIN_GENERATORS: readonly TaskGenerator<Storage>[] = [queueGenerator, gcGenerator()]
 
 /** Every generator a daemon with this config runs: built-in ones, then the config module's. */
 export function allGenerators(config: TaskdConfig): TaskGenerator<Storage>[] {

@@ -48,17 +48,17 @@ export interface GeneratorStateTable {
   state_key: string
   cursor: string | null
   /** Bumped on every cursor write: the compare-and-set token. */
-  cursor_version: number
-  next_run_at: number
-  backoff_seconds: number
+  cursor_version: Generated<number>
+  next_run_at: Generated<number>
+  backoff_seconds: Generated<number>
   run_owner: string | null
   run_expires: number | null
   last_run_at: number | null
   last_count: number | null
-  total_count: number
-  error_streak: number
+  total_count: Generated<number>
+  error_streak: Generated<number>
   last_error: string | null
-  paused: number
+  paused: Generated<number>
   updated_at: number
 }
 
