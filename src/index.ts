@@ -36,3 +36,23 @@ export {runTask, HandlerTimeout} from './daemon/run-task.js'
 export {createLogger, type Logger} from './daemon/logger.js'
 
 export {defineConfig, loadConfig, type TaskdConfig} from './config/config.js'
+
+export {defineSingletonGenerator, type SingletonGeneratorOptions, type SingletonRun, type SingletonResult} from './generators/singleton.js'
+export {defineCursorGenerator, pageAfter, encodeCursor, decodeCursor, type CursorPosition, type CursorGeneratorOptions} from './generators/cursor.js'
+export {gcGenerator, runCollector, GC_KEY} from './generators/gc/generator.js'
+export {COLLECTORS, type Collector} from './generators/gc/collectors.js'
+export {
+  getState,
+  listStates,
+  setPaused,
+  acquireRun,
+  renewRun,
+  finishRun,
+  failRun,
+  releaseRun,
+  advanceCursor,
+  ensureState,
+  type GeneratorState,
+  type RunResult,
+} from './storage/generator-state.js'
+export {overviewGenerators, type GeneratorOverview} from './generators/overview.js'

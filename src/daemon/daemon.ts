@@ -87,6 +87,9 @@ export class Daemon {
   private loopDone: Promise<void> | null = null
   private lastFullRound = false
   private waitingForSlot = false
+  private wakePending = false
+  /** Outcome batches recorded so far. */
+  private flushes = 0
   private consecutiveErrors = 0
   private readonly startedAt = Date.now()
   readonly stats = {leased: 0, succeeded: 0, failed: 0, retried: 0, yielded: 0, released: 0}
@@ -144,10 +147,16 @@ export class Daemon {
   private wakeUp() {
     const wake = this.wake
     this.wake = null
-    wake?.()
+    // A wake while the loop is busy (mid-round) must not be lost: the next sleep returns at once.
+    if (wake) wake()
+    else this.wakePending = true
   }
 
   private sleep(seconds: number): Promise<void> {
+    if (this.wakePending) {
+      this.wakePending = false
+      return Promise.resolve()
+    }
     return new Promise((resolve) => {
       const timer = setTimeout(() => {
         this.wake = null
@@ -164,6 +173,10 @@ export class Daemon {
     let idleDelay = POLL_MIN_SECONDS
     while (!this.stopping) {
       const free = this.concurrency - this.running.size
+      // A round that started while tasks ran may have missed what they enqueued: never idle on it.
+      const ranDuringRound = this.running.size > 0
+      const flushesBefore = this.flushes
+      this.wakePending = false
       let leased = 0
       if (free > 0) {
         try {
@@ -184,9 +197,12 @@ export class Daemon {
         await Promise.resolve()
         continue
       }
-      if (this.untilIdle && leased === 0 && this.running.size === 0) {
+      if (this.untilIdle && leased === 0 && this.running.size === 0 && !ranDuringRound) {
+        // Recorded outcomes can make work ready (a unit due again at once): idle only after a round
+        // that saw every outcome recorded.
+        if (this.acks.size === 0 && !this.flushing && this.flushes === flushesBefore) break
         await this.flushAcks()
-        if (this.acks.size === 0) break
+        continue
       }
       idleDelay = leased > 0 ? POLL_MIN_SECONDS : Math.min(this.pollMaxSeconds, idleDelay * 2)
       // With every slot busy, only a finishing task (or stop) wakes the loop.
@@ -291,6 +307,7 @@ export class Daemon {
               }
             })
             list.splice(0, batch.length)
+            this.flushes++
           }
           this.acks.delete(key)
         }
