@@ -52,6 +52,8 @@ async function dumpTables(storage: Storage): Promise<string> {
     taskd_daemons: 'id',
     taskd_gc_policies: 'collector',
     taskd_migration: 'name',
+    taskd_webhooks: 'id',
+    taskd_webhook_requests: 'id',
   }
   const dump: Record<string, unknown[]> = {}
   for (const [table, order] of Object.entries(tables)) {

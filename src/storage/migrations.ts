@@ -108,6 +108,61 @@ function buildMigrations(d: DialectProfile): Record<string, Migration> {
         }
       },
     },
+    '0002_webhooks': {
+      async up(db: AnyDb) {
+        await table(db, 'taskd_webhooks')
+          .addColumn('id', d.autoIdType, (c) => c.primaryKey().autoIncrement())
+          .addColumn('name', 'varchar(191)', (c) => c.notNull())
+          .addColumn('url', 'text', (c) => c.notNull())
+          .addColumn('secret', 'varchar(191)', (c) => c.notNull())
+          .addColumn('status', 'varchar(16)', (c) => c.notNull())
+          .addColumn('events', 'text', (c) => c.notNull())
+          .addColumn('paused_until', 'bigint', (c) => c.notNull().defaultTo(0))
+          .addColumn('disabled_reason', 'text')
+          .addColumn('lease_owner', 'varchar(64)')
+          .addColumn('lease_expires', 'bigint')
+          .addColumn('lease_request_id', 'bigint')
+          .addColumn('created_at', 'bigint', (c) => c.notNull())
+          .addColumn('updated_at', 'bigint', (c) => c.notNull())
+          .addColumn('legacy_id', 'bigint')
+          .execute()
+        await db.schema.createIndex('taskd_webhooks_status').on('taskd_webhooks').columns(['status']).execute()
+        await db.schema.createIndex('taskd_webhooks_legacy').on('taskd_webhooks').columns(['legacy_id']).execute()
+
+        await table(db, 'taskd_webhook_requests')
+          .addColumn('id', d.autoIdType, (c) => c.primaryKey().autoIncrement())
+          .addColumn('hook_id', 'bigint', (c) => c.notNull())
+          .addColumn('event_type', 'varchar(191)', (c) => c.notNull())
+          .addColumn('object_ref', 'varchar(191)')
+          .addColumn('payload', d.largeText, (c) => c.notNull())
+          .addColumn('status', 'varchar(16)', (c) => c.notNull())
+          .addColumn('attempts', 'integer', (c) => c.notNull().defaultTo(0))
+          .addColumn('next_attempt_at', 'bigint', (c) => c.notNull())
+          .addColumn('last_attempt_at', 'bigint')
+          .addColumn('last_error_type', 'varchar(32)')
+          .addColumn('last_error_code', 'varchar(32)')
+          .addColumn('last_error_message', 'text')
+          .addColumn('response_status', 'integer')
+          .addColumn('response_body', 'text')
+          .addColumn('is_test', 'integer', (c) => c.notNull().defaultTo(0))
+          .addColumn('created_at', 'bigint', (c) => c.notNull())
+          .addColumn('updated_at', 'bigint', (c) => c.notNull())
+          .addColumn('sent_at', 'bigint')
+          .addColumn('legacy_id', 'bigint')
+          .execute()
+        // The generator's scan: queued requests by id (oldest first), per hook.
+        await db.schema.createIndex('taskd_webhook_requests_queue').on('taskd_webhook_requests').columns(['status', 'id']).execute()
+        await db.schema.createIndex('taskd_webhook_requests_hook').on('taskd_webhook_requests').columns(['hook_id', 'status', 'id']).execute()
+        // The error backoff count: a hook's recent failed attempts.
+        await db.schema.createIndex('taskd_webhook_requests_attempt').on('taskd_webhook_requests').columns(['hook_id', 'last_attempt_at']).execute()
+        await db.schema.createIndex('taskd_webhook_requests_created').on('taskd_webhook_requests').columns(['created_at']).execute()
+        await db.schema.createIndex('taskd_webhook_requests_legacy').on('taskd_webhook_requests').columns(['legacy_id']).execute()
+      },
+      async down(db: AnyDb) {
+        await db.schema.dropTable('taskd_webhook_requests').ifExists().execute()
+        await db.schema.dropTable('taskd_webhooks').ifExists().execute()
+      },
+    },
   }
 }
 

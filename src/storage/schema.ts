@@ -82,10 +82,61 @@ export interface GcPoliciesTable {
   updated_at: number
 }
 
+export type WebhookStatus = 'firehose' | 'enabled' | 'disabled'
+export type WebhookRequestStatus = 'queued' | 'sent' | 'failed'
+
+export interface WebhooksTable {
+  id: Generated<number>
+  name: string
+  url: string
+  /** HMAC secret: `whsec_<base64>` (Standard Webhooks) or a legacy Phabricator key. Never printed. */
+  secret: string
+  status: WebhookStatus
+  /** JSON list of event type patterns (`task.*`, `*`) an enabled hook subscribes to. */
+  events: string
+  /** Error backoff: no delivery before this time (10 failures in 5 minutes pause the hook 5 minutes). */
+  paused_until: Generated<number>
+  disabled_reason: string | null
+  /** Per-hook serialisation: the daemon delivering to this hook now, and which request. */
+  lease_owner: string | null
+  lease_expires: number | null
+  lease_request_id: number | null
+  created_at: number
+  updated_at: number
+  legacy_id: number | null
+}
+
+export interface WebhookRequestsTable {
+  id: Generated<number>
+  hook_id: number
+  event_type: string
+  object_ref: string | null
+  /** JSON payload, delivered as the `data` of the body. */
+  payload: string
+  status: WebhookRequestStatus
+  attempts: Generated<number>
+  next_attempt_at: number
+  last_attempt_at: number | null
+  /** hook | http | timeout | network | blocked | purged | internal */
+  last_error_type: string | null
+  /** HTTP status or transport code. */
+  last_error_code: string | null
+  last_error_message: string | null
+  response_status: number | null
+  response_body: string | null
+  is_test: Generated<number>
+  created_at: number
+  updated_at: number
+  sent_at: number | null
+  legacy_id: number | null
+}
+
 export interface TaskdSchema {
   taskd_tasks: TasksTable
   taskd_task_archive: TaskArchiveTable
   taskd_generator_state: GeneratorStateTable
   taskd_daemons: DaemonsTable
   taskd_gc_policies: GcPoliciesTable
+  taskd_webhooks: WebhooksTable
+  taskd_webhook_requests: WebhookRequestsTable
 }

@@ -40,6 +40,16 @@ export const COLLECTORS: readonly Collector[] = [
     idColumn: 'id',
     defaultRetentionSeconds: 7 * DAY,
   },
+  {
+    name: 'webhook-requests',
+    description: 'Webhook request history that is finished (sent or failed)',
+    table: 'taskd_webhook_requests',
+    timeColumn: 'created_at',
+    idColumn: 'id',
+    defaultRetentionSeconds: 7 * DAY,
+    // A request still queued is work, not history: it is never collected.
+    extraCondition: sql`status <> 'queued'`,
+  },
 ]
 
 export function findCollector(name: string, collectors: readonly Collector[] = COLLECTORS): Collector {
