@@ -29,7 +29,7 @@ export {parseDatabaseUrl, redactUrl} from './storage/url.js'
 
 export {enqueueTask, enqueueTasks, MAX_DATA_BYTES, type EnqueueTarget} from './generators/queue/enqueue.js'
 export {queueGenerator} from './generators/queue/generator.js'
-export {BUILTIN_GENERATORS, allGenerators} from './generators/index.js'
+export {builtinGenerators, allGenerators} from './generators/index.js'
 
 export {Daemon, buildHandlerRegistry, type DaemonOptions} from './daemon/daemon.js'
 export {runTask, HandlerTimeout} from './daemon/run-task.js'
@@ -56,3 +56,6 @@ export {
   type RunResult,
 } from './storage/generator-state.js'
 export {overviewGenerators, type GeneratorOverview} from './generators/overview.js'
+export {publishWebhookEvent, addHook, listHooks, getHook, enableHook, disableHook, rotateSecret, type WebhookView, type PublishedEvent} from './generators/webhooks/hooks.js'
+export {webhooksGenerator, WEBHOOKS_KEY, RETRY_SCHEDULE_SECONDS, type WebhookOptions} from './generators/webhooks/generator.js'
+export {signWebhook, deliverWebhook, generateSecret, type DeliveryResult} from './generators/webhooks/delivery.js'

@@ -259,7 +259,7 @@ export default {
   it.skipIf(skip)('appears in list and peek, runs under taskd run, and its cursor covers every row once', () => {
     const listed = cli('generators', 'list', '--json')
     expect(listed.stderr).toBe('')
-    expect(JSON.parse(listed.stdout).generators.map((g: {key: string}) => g.key)).toEqual(['queue', 'gc', 'app-rows'])
+    expect(JSON.parse(listed.stdout).generators.map((g: {key: string}) => g.key)).toEqual(['queue', 'webhooks', 'gc', 'app-rows'])
     const peek = JSON.parse(cli('generators', 'peek', 'app-rows', '--json').stdout)
     expect(peek.tasks.map((t: {ref: string}) => t.ref)).toEqual(['app-rows:cursor'])
     const run = cli('run', '--until-idle', '--generators', 'queue,app-rows', '--log-format', 'json')
@@ -269,7 +269,7 @@ export default {
     expect(after.status).toBe('sleeping')
     const unknown = cli('generators', 'peek', 'nope')
     expect(unknown.code).toBe(2)
-    expect(unknown.stderr).toContain('valid keys are queue, gc, app-rows')
+    expect(unknown.stderr).toContain('valid keys are queue, webhooks, gc, app-rows')
   })
 
   it.skipIf(skip)('turned every row into exactly one archived task', async () => {

@@ -16,6 +16,8 @@ export interface TaskdConfig {
   handlers?: Record<string, HandlerInput>
   /** The application's own generators, written against the exported TaskGenerator contract. */
   generators?: TaskGenerator<Storage>[]
+  /** Webhook delivery: `allowCidrs` opens special-purpose ranges (loopback, private…) to delivery. */
+  webhooks?: {allowCidrs?: string[]; timeoutSeconds?: number}
 }
 
 /** Identity function that gives a config module its types. */
@@ -63,6 +65,8 @@ function validateConfig(config: TaskdConfig, file: string) {
     if (!ok) fail(`handler for '${taskClass}' must be a function or {run: function, ...}`)
   }
   if (config.generators !== undefined && !Array.isArray(config.generators)) fail('`generators` must be an array')
+  const allow = config.webhooks?.allowCidrs
+  if (allow !== undefined && (!Array.isArray(allow) || allow.some((c) => typeof c !== 'string'))) fail('`webhooks.allowCidrs` must be an array of CIDR strings')
   for (const g of config.generators ?? []) {
     for (const method of ['ready', 'lease', 'peek', 'renew', 'complete'] as const) {
       if (typeof g?.[method] !== 'function') fail(`generator '${g?.key ?? '?'}' lacks ${method}()`)

@@ -4,13 +4,16 @@ import type {TaskdConfig} from '../config/config.js'
 import type {Storage} from '../storage/storage.js'
 import {gcGenerator} from './gc/generator.js'
 import {queueGenerator} from './queue/generator.js'
+import {webhooksGenerator} from './webhooks/generator.js'
 
 /** The built-in generators, in display order. The only file that lists them all. */
-export const BUILTIN_GENERATORS: readonly TaskGenerator<Storage>[] = [queueGenerator, gcGenerator()]
+export function builtinGenerators(config: TaskdConfig = {}): TaskGenerator<Storage>[] {
+  return [queueGenerator, webhooksGenerator(config.webhooks), gcGenerator()]
+}
 
 /** Every generator a daemon with this config runs: built-in ones, then the config module's. */
 export function allGenerators(config: TaskdConfig): TaskGenerator<Storage>[] {
-  const list = [...BUILTIN_GENERATORS, ...(config.generators ?? [])]
+  const list = [...builtinGenerators(config), ...(config.generators ?? [])]
   const seen = new Set<string>()
   for (const g of list) {
     if (seen.has(g.key)) throw usageError(`two generators use the key '${g.key}': keys must be unique`, 'E_CONFIG')

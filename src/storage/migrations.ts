@@ -150,9 +150,10 @@ function buildMigrations(d: DialectProfile): Record<string, Migration> {
           .addColumn('sent_at', 'bigint')
           .addColumn('legacy_id', 'bigint')
           .execute()
-        // The generator's scan: queued requests by id (oldest first), per hook.
-        await db.schema.createIndex('taskd_webhook_requests_queue').on('taskd_webhook_requests').columns(['status', 'id']).execute()
-        await db.schema.createIndex('taskd_webhook_requests_hook').on('taskd_webhook_requests').columns(['hook_id', 'status', 'id']).execute()
+        // Operator filters (requests --status, purge) by status, oldest first.
+        await db.schema.createIndex('taskd_webhook_requests_status').on('taskd_webhook_requests').columns(['status', 'id']).execute()
+        // Per hook, the earliest due queued request: (hook, status, next_attempt_at, id) is a range scan.
+        await db.schema.createIndex('taskd_webhook_requests_hook').on('taskd_webhook_requests').columns(['hook_id', 'status', 'next_attempt_at', 'id']).execute()
         // The error backoff count: a hook's recent failed attempts.
         await db.schema.createIndex('taskd_webhook_requests_attempt').on('taskd_webhook_requests').columns(['hook_id', 'last_attempt_at']).execute()
         await db.schema.createIndex('taskd_webhook_requests_created').on('taskd_webhook_requests').columns(['created_at']).execute()
