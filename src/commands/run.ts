@@ -63,6 +63,9 @@ Many daemons may run against one MySQL database.`
     } finally {
       process.off('SIGINT', onSignal)
       process.off('SIGTERM', onSignal)
+      // The daemon is done; a handler's leftover timer or connection pool must not keep the process
+      // up (a supervisor waits for the exit). The timer is unref'd: a clean process exits before it.
+      setTimeout(() => process.exit(), 2000).unref()
     }
   }
 }

@@ -59,6 +59,12 @@ export interface TaskGenerator<Store = unknown> {
    * outcome took effect (a task whose lease was taken over by another daemon is left alone).
    */
   complete(ctx: GeneratorContext<Store>, outcomes: readonly TaskOutcome[]): Promise<string[]>
+  /**
+   * Release every lease ctx.owner holds except `held` (refs the daemon is running or still has to
+   * record). Called after a lease round failed mid-flight (e.g. the connection dropped after the
+   * commit), so a lease the daemon never saw is not left to expire. Returns how many were released.
+   */
+  reclaim?(ctx: GeneratorContext<Store>, held: readonly string[]): Promise<number>
   /** For `generators list`: backlog counts and details, if cheap. */
   summarize?(ctx: GeneratorContext<Store>): Promise<GeneratorSummary>
 }

@@ -88,6 +88,7 @@ export class Daemon {
   private lastFullRound = false
   private waitingForSlot = false
   private wakePending = false
+  private needsReclaim = false
   /** Outcome batches recorded so far. */
   private flushes = 0
   private consecutiveErrors = 0
@@ -113,7 +114,29 @@ export class Daemon {
 
   /** Registers the daemon, starts the heartbeat and the loop. Resolve `finished()` to wait for the end. */
   async start(): Promise<void> {
+    // A supervisor restarts a daemon that exits; still, a connection dropping during startup is retried here.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.register()
+        break
+      } catch (error) {
+        if (attempt >= 10 || !this.storage.dialect.isConnectionLoss(error)) throw error
+        this.log.error('could not register the daemon; retrying', {error: describeError(error)})
+        await new Promise((resolve) => setTimeout(resolve, 200 * attempt))
+      }
+    }
+    localEnqueueSignal.on('enqueued', this.onLocalEnqueue)
+    const beatMs = Math.max(500, (this.leaseSeconds * 1000) / 3)
+    this.heartbeatTimer = setInterval(() => void this.heartbeat(), beatMs)
+    this.heartbeatTimer.unref()
+    this.log.info('daemon started', {owner: this.owner, concurrency: this.concurrency, generators: [...this.generators.keys()].join(','), database: this.storage.target.url})
+    this.loopDone = this.loop()
+  }
+
+  private async register(): Promise<void> {
     const now = this.storage.now()
+    // Delete first: a retried registration whose first insert did commit must not collide.
+    await this.storage.db.deleteFrom('taskd_daemons').where('id', '=', this.owner).execute()
     await this.storage.db
       .insertInto('taskd_daemons')
       .values({
@@ -129,12 +152,6 @@ export class Daemon {
       })
       .execute()
     await this.refreshPaused()
-    localEnqueueSignal.on('enqueued', this.onLocalEnqueue)
-    const beatMs = Math.max(500, (this.leaseSeconds * 1000) / 3)
-    this.heartbeatTimer = setInterval(() => void this.heartbeat(), beatMs)
-    this.heartbeatTimer.unref()
-    this.log.info('daemon started', {owner: this.owner, concurrency: this.concurrency, generators: [...this.generators.keys()].join(','), database: this.storage.target.url})
-    this.loopDone = this.loop()
   }
 
   /** Resolves when the daemon has stopped (after `stop()`, or by itself with `untilIdle`). */
@@ -185,6 +202,7 @@ export class Daemon {
           this.consecutiveErrors = 0
         } catch (error) {
           this.consecutiveErrors++
+          this.needsReclaim = true
           const backoff = Math.min(10, 0.1 * 2 ** Math.min(this.consecutiveErrors, 7))
           this.log.error('lease round failed', {error: describeError(error), retry_in_s: backoff})
           await this.sleep(backoff)
@@ -200,7 +218,13 @@ export class Daemon {
       if (this.untilIdle && leased === 0 && this.running.size === 0 && !ranDuringRound) {
         // Recorded outcomes can make work ready (a unit due again at once): idle only after a round
         // that saw every outcome recorded.
-        if (this.acks.size === 0 && !this.flushing && this.flushes === flushesBefore) break
+        if (this.acks.size === 0 && !this.flushing && this.flushes === flushesBefore) {
+          // Leases lost in a failed round would otherwise expire after we left: release them first.
+          const reclaimed = await this.reclaim().catch(() => -1)
+          if (reclaimed === 0) break
+          if (reclaimed < 0) this.needsReclaim = true
+          continue
+        }
         await this.flushAcks()
         continue
       }
@@ -218,7 +242,28 @@ export class Daemon {
     return [...this.generators.values()].filter((g) => !this.paused.has(g.key) && (ceiling === undefined || g.priorityRange.min <= ceiling))
   }
 
+  /** Refs this daemon holds a lease on and knows about: running, or outcome not yet recorded. */
+  private heldRefs(generator: string): string[] {
+    const refs = [...this.running.values()].filter((r) => r.task.generator === generator).map((r) => r.task.ref)
+    for (const {outcome} of this.acks.get(generator) ?? []) refs.push(outcome.task.ref)
+    return refs
+  }
+
+  /** Gives back leases this daemon holds but never saw (a lease committed just before the connection dropped). */
+  private async reclaim(): Promise<number> {
+    let released = 0
+    for (const g of this.generators.values()) {
+      if (g.reclaim) released += await g.reclaim(this.ctx(), this.heldRefs(g.key))
+    }
+    if (released > 0) this.log.warn('released leases this daemon never saw (lost in a failed round)', {count: released})
+    return released
+  }
+
   private async fill(free: number): Promise<number> {
+    if (this.needsReclaim) {
+      await this.reclaim()
+      this.needsReclaim = false
+    }
     return fillSlots(this.activeGenerators(), free, {
       ready: (g) => g.ready(this.ctx(), {priorityCeiling: this.priorityCeiling}),
       lease: async (g, limit) => {
@@ -303,7 +348,9 @@ export class Daemon {
               const followUps = batch.filter((b) => applied.has(b.outcome.task.ref)).flatMap((b) => b.followUps)
               if (followUps.length > 0) await enqueueTasks(store, followUps)
               for (const b of batch) {
-                if (!applied.has(b.outcome.task.ref)) this.log.warn('outcome dropped: lease was taken over', {ref: b.outcome.task.ref})
+                if (!applied.has(b.outcome.task.ref)) {
+                  this.log.warn('outcome not recorded: the task is no longer leased by this daemon (taken over, or recorded by an earlier attempt)', {ref: b.outcome.task.ref})
+                }
               }
             })
             list.splice(0, batch.length)

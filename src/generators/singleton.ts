@@ -148,6 +148,14 @@ export function defineSingletonGenerator(options: SingletonGeneratorOptions): Ta
       return applied
     },
 
+    async reclaim({store, owner}: Ctx, held) {
+      let released = 0
+      for (const state of await listStates(store, key)) {
+        if (state.runOwner === owner && !held.includes(formatRef(key, state.key)) && (await releaseRun(store, key, state.key, owner))) released++
+      }
+      return released
+    },
+
     async summarize({store}: Ctx) {
       const units = await options.units(store)
       const states = new Map((await listStates(store, key)).map((s) => [s.key, s]))

@@ -171,6 +171,13 @@ export const queueGenerator: TaskGenerator<Storage> = {
     return mine.map((o) => o.task.ref)
   },
 
+  async reclaim({store, owner}: Ctx, held) {
+    const keep = held.map((ref) => Number(ref.slice(QUEUE_KEY.length + 1)))
+    let update = store.db.updateTable('taskd_tasks').set({lease_owner: null, lease_expires: null}).where('lease_owner', '=', owner)
+    if (keep.length > 0) update = update.where('id', 'not in', keep)
+    return Number((await update.executeTakeFirst()).numUpdatedRows)
+  },
+
   async summarize({store}: Ctx): Promise<GeneratorSummary> {
     const now = store.now()
     const row = await store.db

@@ -301,6 +301,13 @@ export function webhooksGenerator(options: WebhookOptions = {}): TaskGenerator<S
       return applied
     },
 
+    async reclaim({store, owner}: Ctx, held) {
+      const keep = held.map((ref) => Number(ref.slice(`${WEBHOOKS_KEY}:request/`.length)))
+      let update = store.db.updateTable('taskd_webhooks').set({lease_owner: null, lease_expires: null, lease_request_id: null}).where('lease_owner', '=', owner)
+      if (keep.length > 0) update = update.where((eb) => eb.or([eb('lease_request_id', 'is', null), eb('lease_request_id', 'not in', keep)]))
+      return Number((await update.executeTakeFirst()).numUpdatedRows)
+    },
+
     async summarize({store}: Ctx) {
       const rows = await store.db.selectFrom('taskd_webhook_requests').select(['status', sql<number>`count(*)`.as('n')]).groupBy('status').execute()
       const backlog: Record<string, number> = {queued: 0, sent: 0, failed: 0}
