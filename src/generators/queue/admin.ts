@@ -431,6 +431,7 @@ async function mutate(storage: Storage, operation: MutationName, selector: TaskS
   const dryRun = options.dryRun ?? false
   const candidates = await selectCandidates(storage, selector, selector.limit)
   const notSelected = await checkNamedIds(storage, selector, candidates)
+  // A task archived between the two tables' reads is seen in both: it counts once.
   const ids = [...new Set(candidates.map((c) => c.id))].sort((a, b) => a - b)
   const tasks: TaskChange[] = []
   for (let i = 0; i < ids.length; i += MUTATION_CHUNK) {
@@ -448,7 +449,7 @@ async function mutate(storage: Storage, operation: MutationName, selector: TaskS
   for (const id of notSelected) tasks.push(skipped(id, null, 'does not match the other constraints (or was left out by --limit)'))
   tasks.sort((a, b) => a.id - b.id)
   const changedCount = tasks.filter((t) => t.action === 'changed').length
-  return {operation, dryRun, matched: candidates.length, changed: changedCount, skipped: tasks.length - changedCount, tasks}
+  return {operation, dryRun, matched: ids.length, changed: changedCount, skipped: tasks.length - changedCount, tasks}
 }
 
 function iso(epochSeconds: number | string | bigint | null): string {
