@@ -25,8 +25,9 @@ export const selectorFlags = {
   'max-priority': priorityFlag({summary: 'Only tasks whose priority number is at most this (this urgent or more); a number or band name', helpGroup: SELECTOR}),
   'min-failure-count': Flags.integer({summary: 'Only tasks that failed at least this many times', min: 0, helpGroup: SELECTOR}),
   'max-failure-count': Flags.integer({summary: 'Only tasks that failed at most this many times', min: 0, helpGroup: SELECTOR}),
-  active: Flags.boolean({summary: 'Only active tasks (queued or running)', exclusive: ['archived'], helpGroup: SELECTOR}),
-  archived: Flags.boolean({summary: 'Only archived tasks (succeeded, failed or cancelled)', exclusive: ['active'], helpGroup: SELECTOR}),
+  // Not oclif's `exclusive`: under --json its parse error dumps the whole parse context; selectorFromFlags says it in one line.
+  active: Flags.boolean({summary: 'Only active tasks (queued or running); excludes --archived', helpGroup: SELECTOR}),
+  archived: Flags.boolean({summary: 'Only archived tasks (succeeded, failed or cancelled); excludes --active', helpGroup: SELECTOR}),
 }
 
 /** Read commands: the selector, limited to the newest 100 tasks by default. */

@@ -47,7 +47,7 @@ export default class TasksShow extends BaseCommand<typeof TasksShow> {
       ['data bytes', task.dataBytes],
     ]
     this.log(renderTable(['field', 'value'], fields.filter(([, value]) => value !== null && value !== '').map(([name, value]) => [name, value])))
-    this.log(task.dataError ?? JSON.stringify(task.data, null, 2))
+    this.log(task.dataError ? `data: ${task.dataError}` : `data: ${JSON.stringify(task.data, null, 2)}`)
     return task
   }
 }

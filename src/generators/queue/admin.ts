@@ -250,6 +250,7 @@ function activeState(row: Pick<ActiveRow, 'lease_owner' | 'lease_expires' | 'ava
   return Number(row.available_at) > now ? 'delayed' : 'ready'
 }
 
+/** The schema knows three results; anything else (a foreign writer) reads as a failure, never as a success. */
 function archivedState(result: number): ArchivedState {
   return ARCHIVED_STATES[Number(result)] ?? 'failed'
 }
