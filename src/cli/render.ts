@@ -33,3 +33,11 @@ export function summarizeData(data: unknown, max = 60): string {
   }
   return text.length > max ? text.slice(0, max - 1) + '…' : text
 }
+
+/** Formats a duration in microseconds for humans (1.2ms, 3.40s). */
+export function formatMicros(us: number | null | undefined): string {
+  if (us === null || us === undefined) return ''
+  if (us < 1000) return `${Math.round(us)}µs`
+  if (us < 1_000_000) return `${(us / 1000).toFixed(1)}ms`
+  return `${(us / 1_000_000).toFixed(2)}s`
+}
