@@ -778,6 +778,7 @@ export async function executeTask(storage: Storage, id: number, options: Execute
 
   const ctx = {store: storage, owner}
   const {outcome, followUps} = await runTask(task, handler, {
+    store: storage,
     now: () => storage.nowPrecise(),
     signal: options.signal ?? new AbortController().signal,
     extendLease: async (seconds) => {
