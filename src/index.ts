@@ -59,3 +59,17 @@ export {overviewGenerators, type GeneratorOverview} from './generators/overview.
 export {publishWebhookEvent, addHook, listHooks, getHook, enableHook, disableHook, rotateSecret, type WebhookView, type PublishedEvent} from './generators/webhooks/hooks.js'
 export {webhooksGenerator, WEBHOOKS_KEY, RETRY_SCHEDULE_SECONDS, type WebhookOptions} from './generators/webhooks/generator.js'
 export {signWebhook, deliverWebhook, generateSecret, type DeliveryResult} from './generators/webhooks/delivery.js'
+export {
+  listTasks,
+  showTask,
+  retryTasks,
+  cancelTasks,
+  freeTasks,
+  setPriority,
+  delayTasks,
+  executeTask,
+  type TaskSelector,
+  type TaskInfo,
+  type TaskDetail,
+  type MutationResult,
+} from './generators/queue/admin.js'

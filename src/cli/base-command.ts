@@ -76,7 +76,7 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
     if (verbose && err.stack) process.stderr.write(redactUrl(err.stack) + '\n')
     if (err instanceof TaskdError || !(err as {oclif?: unknown}).oclif) {
       // One line: what went wrong (and, in the message, what to do). Passwords never reach it.
-      const message = redactUrl(err instanceof TaskdError ? err.message : `unexpected error: ${describeError(err)}`)
+      const message = oneLine(redactUrl(err instanceof TaskdError ? err.message : `unexpected error: ${describeError(err)}`))
       const exit = err instanceof TaskdError ? err.exit : 1
       process.exitCode = exit
       if (this.jsonEnabled()) {
@@ -84,13 +84,15 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
         return super.catch(cliError)
       }
       // Not through oclif's printer: it wraps long messages over several lines.
-      process.stderr.write(`Error: ${oneLine(message)}\n`)
+      process.stderr.write(`Error: ${message}\n`)
       this.exit(exit)
     }
     // oclif's own parse errors carry their exit code (2) in err.oclif.exit; keep it under --json too.
     const exit = err.oclif?.exit ?? err.exitCode ?? 1
-    process.exitCode ??= exit
-    if (this.jsonEnabled()) return super.catch(err)
+    process.exitCode = exit
+    if (this.jsonEnabled()) {
+      return super.catch(Object.assign(new Errors.CLIError(oneLine(err.message), {exit}), {code: exit === 2 ? 'E_USAGE' : 'E_INTERNAL'}))
+    }
     process.stderr.write(`Error: ${oneLine(err.message)} (see: taskd ${this.id?.replaceAll(':', ' ') ?? ''} --help)\n`)
     this.exit(exit)
   }
