@@ -3,6 +3,7 @@ import {performance} from 'node:perf_hooks'
 import {PermanentFailure, YieldTask, describeError} from '../core/errors.js'
 import type {HandlerContext, ResolvedHandler} from '../core/handler.js'
 import type {DynamicTask, TaskOutcome, TaskSpec} from '../core/task.js'
+import {snapshotTaskSpec} from '../generators/queue/enqueue.js'
 
 export interface RunTaskHooks {
   /** Database clock, epoch seconds with fraction. */
@@ -46,7 +47,8 @@ export async function runTask(task: DynamicTask, handler: ResolvedHandler | null
       throw new PermanentFailure(reason)
     },
     extendLease: (seconds: number) => hooks.extendLease(seconds),
-    enqueue: (spec: TaskSpec) => void followUps.push(spec),
+    // Checked now, so an invalid follow-up throws in the handler rather than poisoning the outcome batch.
+    enqueue: (spec: TaskSpec) => void followUps.push(snapshotTaskSpec(spec)),
     log: hooks.log,
   }
   let timer: NodeJS.Timeout | undefined
