@@ -88,6 +88,8 @@ export class Daemon {
   private lastFullRound = false
   private waitingForSlot = false
   private consecutiveErrors = 0
+  /** Outcome batches committed so far: recording outcomes can make tasks ready (follow-ups, releases). */
+  private ackBatchesRecorded = 0
   private readonly startedAt = Date.now()
   readonly stats = {leased: 0, succeeded: 0, failed: 0, retried: 0, yielded: 0, released: 0}
 
@@ -163,6 +165,7 @@ export class Daemon {
   private async loop(): Promise<void> {
     let idleDelay = POLL_MIN_SECONDS
     while (!this.stopping) {
+      const recordedBefore = this.ackBatchesRecorded
       const free = this.concurrency - this.running.size
       let leased = 0
       if (free > 0) {
@@ -186,7 +189,8 @@ export class Daemon {
       }
       if (this.untilIdle && leased === 0 && this.running.size === 0) {
         await this.flushAcks()
-        if (this.acks.size === 0) break
+        // Idle only if no outcome was recorded since this round looked: one may have enqueued follow-ups.
+        if (this.acks.size === 0 && this.ackBatchesRecorded === recordedBefore) break
       }
       idleDelay = leased > 0 ? POLL_MIN_SECONDS : Math.min(this.pollMaxSeconds, idleDelay * 2)
       // With every slot busy, only a finishing task (or stop) wakes the loop.
@@ -290,6 +294,7 @@ export class Daemon {
               }
             })
             list.splice(0, batch.length)
+            this.ackBatchesRecorded++
           }
           this.acks.delete(key)
         }
