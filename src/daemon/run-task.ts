@@ -70,9 +70,10 @@ export async function runTask(task: DynamicTask, handler: ResolvedHandler | null
 }
 
 function outcomeOfError(task: DynamicTask, handler: ResolvedHandler, error: unknown, durationUs: number, now: number): TaskOutcome {
-  if (error instanceof YieldTask) return {kind: 'yield', task, until: now + Math.max(0, error.seconds)}
+  if (error instanceof YieldTask && Number.isFinite(error.seconds)) return {kind: 'yield', task, until: now + Math.max(0, error.seconds)}
   if (error instanceof PermanentFailure) return {kind: 'fail', task, reason: error.message, durationUs}
-  const message = describeError(error)
+  // A yield of NaN or Infinity seconds has no time to put the task back until: it is the handler's error.
+  const message = error instanceof YieldTask ? `ctx.yield needs a finite number of seconds, got ${error.seconds}` : describeError(error)
   const failures = task.failureCount + 1
   if (handler.maxRetries !== null && failures > handler.maxRetries) {
     return {kind: 'fail', task, reason: `${message} (failed ${failures} times, more than the ${handler.maxRetries} retries allowed)`, durationUs}
