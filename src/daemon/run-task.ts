@@ -14,6 +14,9 @@ export interface RunTaskHooks {
   log(message: string): void
 }
 
+/** The longest delay setTimeout honours; anything longer fires after 1 ms. */
+const MAX_TIMER_MS = 2_147_483_647
+
 export class HandlerTimeout extends Error {
   constructor(seconds: number) {
     super(`handler timed out after ${seconds}s`)
@@ -53,10 +56,22 @@ export async function runTask(task: DynamicTask, handler: ResolvedHandler | null
   }
   let timer: NodeJS.Timeout | undefined
   const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => {
-      controller.abort(new HandlerTimeout(handler.timeoutSeconds))
-      reject(new HandlerTimeout(handler.timeoutSeconds))
-    }, handler.timeoutSeconds * 1000)
+    // setTimeout fires at once for any delay over 2^31-1 ms (about 24.8 days), so a long timeout is
+    // reached through a chain of shorter timers; an infinite one never fires.
+    if (handler.timeoutSeconds === Number.POSITIVE_INFINITY) return
+    const deadline = Date.now() + handler.timeoutSeconds * 1000
+    const arm = () => {
+      const left = deadline - Date.now()
+      if (left > MAX_TIMER_MS) {
+        timer = setTimeout(arm, MAX_TIMER_MS)
+        return
+      }
+      timer = setTimeout(() => {
+        controller.abort(new HandlerTimeout(handler.timeoutSeconds))
+        reject(new HandlerTimeout(handler.timeoutSeconds))
+      }, left)
+    }
+    arm()
   })
   try {
     const result = await Promise.race([Promise.resolve().then(() => handler.run(task.data, ctx)), timeout])
