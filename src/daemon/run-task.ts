@@ -88,10 +88,27 @@ function outcomeOfError(task: DynamicTask, handler: ResolvedHandler, error: unkn
   if (error instanceof YieldTask && Number.isFinite(error.seconds)) return {kind: 'yield', task, until: now + Math.max(0, error.seconds)}
   if (error instanceof PermanentFailure) return {kind: 'fail', task, reason: error.message, durationUs}
   // A yield of NaN or Infinity seconds has no time to put the task back until: it is the handler's error.
-  const message = error instanceof YieldTask ? `ctx.yield needs a finite number of seconds, got ${error.seconds}` : describeError(error)
+  const message = error instanceof YieldTask ? `ctx.yield needs a finite number of seconds, got ${error.seconds}` : describeThrown(error)
   const failures = task.failureCount + 1
   if (handler.maxRetries !== null && failures > handler.maxRetries) {
     return {kind: 'fail', task, reason: `${message} (failed ${failures} times, more than the ${handler.maxRetries} retries allowed)`, durationUs}
   }
   return {kind: 'retry', task, error: message, retryAt: now + handler.retryWaitSeconds, durationUs}
+}
+
+/**
+ * describeError, for values it cannot describe itself (a circular object without a prototype has no
+ * JSON form and no toString): runTask must turn anything a handler throws into an outcome, or the
+ * daemon gets an unhandled rejection and the task keeps its lease.
+ */
+function describeThrown(error: unknown): string {
+  try {
+    return describeError(error)
+  } catch {
+    try {
+      return `non-Error thrown: ${Object.prototype.toString.call(error)}`
+    } catch {
+      return 'non-Error thrown that cannot be described'
+    }
+  }
 }
