@@ -597,6 +597,120 @@ describe.each(DIALECTS)('queue generator on $name', (d) => {
       })
     })
 
+    describe('daemon edge cases', () => {
+      it('a handler that yields a non-finite number of seconds is not recorded as garbage', async () => {
+        const handlers: Record<string, HandlerInput> = {
+          'yield-nan': {run: (_data, ctx) => ctx.yield(Number.NaN), maxRetries: 0},
+        }
+        const bad = await enqueueTask(storage, {taskClass: 'yield-nan'})
+        const ok = await enqueueTask(storage, {taskClass: 'taskd.noop'})
+        const daemon = await startDaemon({handlers, untilIdle: true})
+        await daemon.finished()
+        expect((await archiveRows(storage, ok.id))[0]?.result).toBe(ARCHIVE_RESULT.success)
+        const [row] = await archiveRows(storage, bad.id)
+        expect(row?.result).toBe(ARCHIVE_RESULT.failure)
+        expect(row?.reason).toMatch(/yield/)
+      })
+
+      it('a handler with an infinite or very long timeout is not timed out at once', async () => {
+        const handlers: Record<string, HandlerInput> = {
+          forever: {run: () => new Promise((resolve) => setTimeout(resolve, 50)), timeoutSeconds: Number.POSITIVE_INFINITY, maxRetries: 0},
+          month: {run: () => new Promise((resolve) => setTimeout(resolve, 50)), timeoutSeconds: 30 * 86_400, maxRetries: 0},
+        }
+        const a = await enqueueTask(storage, {taskClass: 'forever'})
+        const b = await enqueueTask(storage, {taskClass: 'month'})
+        const daemon = await startDaemon({handlers, untilIdle: true})
+        await daemon.finished()
+        expect((await archiveRows(storage, a.id))[0]).toMatchObject({result: ARCHIVE_RESULT.success, reason: null})
+        expect((await archiveRows(storage, b.id))[0]).toMatchObject({result: ARCHIVE_RESULT.success, reason: null})
+      })
+
+      it('a thrown value that cannot be described does not take the daemon down', async () => {
+        const weird = Object.create(null) as Record<string, unknown>
+        weird.self = weird
+        const handlers: Record<string, HandlerInput> = {
+          weird: {
+            run: () => {
+              throw weird
+            },
+            maxRetries: 0,
+          },
+        }
+        const bad = await enqueueTask(storage, {taskClass: 'weird'})
+        const ok = await enqueueTask(storage, {taskClass: 'taskd.noop'})
+        const daemon = await startDaemon({handlers, untilIdle: true})
+        await daemon.finished()
+        expect((await archiveRows(storage, ok.id))[0]?.result).toBe(ARCHIVE_RESULT.success)
+        const [row] = await archiveRows(storage, bad.id)
+        expect(row?.result).toBe(ARCHIVE_RESULT.failure)
+        expect(row?.reason).toMatch(/^non-Error thrown: \[object Object\]/)
+      })
+
+      it('a running task whose lease is taken over is abandoned and its outcome dropped', async () => {
+        let aborted = false
+        const handlers: Record<string, HandlerInput> = {
+          long: async (_data, ctx) => {
+            await new Promise<void>((resolve) => ctx.signal.addEventListener('abort', () => resolve(), {once: true}))
+            aborted = true
+          },
+        }
+        const {id, ref} = await enqueueTask(storage, {taskClass: 'long'})
+        const daemon = await startDaemon({handlers, leaseSeconds: 3, owner: 'losing-daemon'})
+        await until(async () => (await taskRow(storage, id))?.lease_owner === 'losing-daemon', {what: 'the daemon to lease the task'})
+        // Another daemon took the task over (as after an expiry the first daemon did not notice).
+        await storage.db.updateTable('taskd_tasks').set({lease_owner: 'taker', lease_expires: storage.now() + 600}).where('id', '=', id).execute()
+        await until(() => aborted, {what: 'the handler to be aborted'})
+        await daemon.stop({graceSeconds: 0})
+        expect(daemon.stats).toMatchObject({leased: 1, succeeded: 0, released: 0})
+        expect(await taskRow(storage, id)).toMatchObject({lease_owner: 'taker'})
+        expect(await archiveRows(storage, id)).toEqual([])
+        const [taken] = await storage.db.selectFrom('taskd_tasks').selectAll().where('id', '=', id).execute()
+        const task = {ref, generator: 'queue', identifier: String(id), taskClass: 'long', priority: taken.priority, data: null, lease: {owner: 'taker', expiresAt: 0}, attempt: 2, failureCount: 0}
+        expect(await complete(storage, 'taker', [{kind: 'success', task, durationUs: 1}])).toEqual([ref])
+        expect(await archiveRows(storage, id)).toHaveLength(1)
+      })
+
+      it('ctx.extendLease and a class leaseSeconds extend the lease past the default', async () => {
+        let release: () => void = () => {}
+        const gate = new Promise<void>((resolve) => (release = resolve))
+        const handlers: Record<string, HandlerInput> = {
+          extend: async (_data, ctx) => {
+            await ctx.extendLease(900)
+            await gate
+          },
+          roomy: {run: () => gate, leaseSeconds: 1200},
+        }
+        const e = await enqueueTask(storage, {taskClass: 'extend'})
+        const r = await enqueueTask(storage, {taskClass: 'roomy'})
+        const before = storage.now()
+        await startDaemon({handlers, leaseSeconds: 30})
+        const eRow = await until(async () => {
+          const row = await taskRow(storage, e.id)
+          return row && Number(row.lease_expires) >= before + 900 ? row : null
+        }, {what: 'ctx.extendLease to take effect'})
+        expect(Number(eRow.lease_expires)).toBeLessThanOrEqual(storage.now() + 900)
+        await until(async () => Number((await taskRow(storage, r.id))?.lease_expires) >= before + 1200, {what: 'the class lease to take effect'})
+        release()
+        expect((await archived(storage, e.id)).result).toBe(ARCHIVE_RESULT.success)
+        expect((await archived(storage, r.id)).result).toBe(ARCHIVE_RESULT.success)
+      })
+
+      it('stop with a grace period lets running handlers finish', async () => {
+        const enqueued = await enqueueTasks(storage, Array.from({length: 2}, () => ({taskClass: 'taskd.sleep', data: {ms: 300}})))
+        expect(enqueued.count).toBe(2)
+        const daemon = await startDaemon({concurrency: 2, owner: 'patient-daemon'})
+        await until(async () => {
+          const rows = await storage.db.selectFrom('taskd_tasks').select('id').where('lease_owner', '=', 'patient-daemon').execute()
+          return rows.length === 2
+        }, {what: 'both tasks to be leased'})
+        await daemon.stop({graceSeconds: 30})
+        expect(await countRows(storage, 'taskd_tasks')).toBe(0)
+        const rows = await storage.db.selectFrom('taskd_task_archive').select('result').execute()
+        expect(rows.map((r) => r.result)).toEqual([ARCHIVE_RESULT.success, ARCHIVE_RESULT.success])
+        expect(daemon.stats).toMatchObject({succeeded: 2, released: 0})
+      })
+    })
+
     describe('enqueue', () => {
       it("commits with the caller's own kysely transaction", async () => {
         const {id, ref} = await storage.db.transaction().execute((trx) => enqueueTask(trx, {taskClass: 'taskd.noop', data: {a: 1}}))
