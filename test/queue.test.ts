@@ -396,22 +396,36 @@ describe.each(DIALECTS)('queue generator on $name', (d) => {
         expect(await taskRow(storage, id)).toBeUndefined()
       })
 
-      it('waits retryWaitSeconds counted from the failure and records the error', async () => {
+      it('waits retryWaitSeconds counted from the failure (not the lease) and records the error', async () => {
+        let release: () => void = () => {}
+        const gate = new Promise<void>((resolve) => (release = resolve))
         const handlers: Record<string, HandlerInput> = {
           later: {
-            run: () => {
+            run: async () => {
+              await gate
               throw new Error('try again later')
             },
             retryWaitSeconds: 600,
           },
         }
         const {id} = await enqueueTask(storage, {taskClass: 'later'})
-        await startDaemon({handlers})
+        await startDaemon({handlers, leaseSeconds: 30})
+        const leased = await until(async () => {
+          const r = await taskRow(storage, id)
+          return r?.lease_owner ? r : null
+        }, {what: 'the task to be leased'})
+        const leasedAt = Number(leased.lease_expires) - 30
+        // Fail the handler two clock seconds after the lease, so the two ways of counting differ.
+        await until(() => storage.now() >= leasedAt + 2, {what: 'the clock to move on'})
+        release()
         const row = await until(async () => {
           const r = await taskRow(storage, id)
           return r && Number(r.failure_count) === 1 && r.lease_owner === null ? r : null
-        })
+        }, {what: 'the failure to be recorded'})
         expect(row.last_error).toBe('try again later')
+        expect(Number(row.failure_time)).toBeGreaterThanOrEqual(leasedAt + 2)
+        // Counted from the lease (Phabricator) it would be at most leasedAt + 601.
+        expect(Number(row.available_at)).toBeGreaterThanOrEqual(leasedAt + 602)
         const wait = Number(row.available_at) - Number(row.failure_time)
         expect(wait).toBeGreaterThanOrEqual(600)
         expect(wait).toBeLessThanOrEqual(601)
@@ -781,18 +795,23 @@ describe.each(DIALECTS)('queue generator on $name', (d) => {
         // The thief shares the test's handle: on SQLite a second handle in this process would stall the
         // event loop (see the concurrent leasing tests), and what matters here is the other owner.
         const thief = storage
-        let observations = 0
+        const first = await taskRow(storage, id)
+        const initialExpiry = Number(first?.lease_expires)
+        let heldPastInitialExpiry = false
+        let renewed = false
         for (;;) {
           const stolen = await lease(thief, 'thief', 10)
           expect(stolen).toEqual([])
           const row = await taskRow(storage, id)
           if (!row) break
           expect(row.lease_owner).toBe('heartbeat-daemon')
-          observations++
+          if (Number(row.lease_expires) > initialExpiry) renewed = true
+          if (storage.now() > initialExpiry) heldPastInitialExpiry = true
           await new Promise((resolve) => setTimeout(resolve, 100))
         }
-        // Many observations over the 5 s run, i.e. past the 3 s lease the task started with.
-        expect(observations).toBeGreaterThan(10)
+        // The run outlived the lease it started with: the heartbeat renewed it, and nobody else got it.
+        expect(renewed).toBe(true)
+        expect(heldPastInitialExpiry).toBe(true)
         const rows = await archiveRows(storage, id)
         expect(rows).toHaveLength(1)
         expect(rows[0]).toMatchObject({result: ARCHIVE_RESULT.success})
