@@ -3,6 +3,7 @@ import {performance} from 'node:perf_hooks'
 import {PermanentFailure, YieldTask, describeError} from '../core/errors.js'
 import type {HandlerContext, ResolvedHandler} from '../core/handler.js'
 import type {DynamicTask, TaskOutcome, TaskSpec} from '../core/task.js'
+import {snapshotTaskSpec} from '../generators/queue/enqueue.js'
 
 export interface RunTaskHooks {
   /** Handed to the handler as ctx.store. */
@@ -14,6 +15,9 @@ export interface RunTaskHooks {
   extendLease(seconds: number): Promise<void>
   log(message: string): void
 }
+
+/** The longest delay setTimeout honours; anything longer fires after 1 ms. */
+const MAX_TIMER_MS = 2_147_483_647
 
 export class HandlerTimeout extends Error {
   constructor(seconds: number) {
@@ -49,15 +53,28 @@ export async function runTask(task: DynamicTask, handler: ResolvedHandler | null
       throw new PermanentFailure(reason)
     },
     extendLease: (seconds: number) => hooks.extendLease(seconds),
-    enqueue: (spec: TaskSpec) => void followUps.push(spec),
+    // Checked now, so an invalid follow-up throws in the handler rather than poisoning the outcome batch.
+    enqueue: (spec: TaskSpec) => void followUps.push(snapshotTaskSpec(spec)),
     log: hooks.log,
   }
   let timer: NodeJS.Timeout | undefined
   const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => {
-      controller.abort(new HandlerTimeout(handler.timeoutSeconds))
-      reject(new HandlerTimeout(handler.timeoutSeconds))
-    }, handler.timeoutSeconds * 1000)
+    // setTimeout fires at once for any delay over 2^31-1 ms (about 24.8 days), so a long timeout is
+    // reached through a chain of shorter timers; an infinite one never fires.
+    if (handler.timeoutSeconds === Number.POSITIVE_INFINITY) return
+    const deadline = Date.now() + handler.timeoutSeconds * 1000
+    const arm = () => {
+      const left = deadline - Date.now()
+      if (left > MAX_TIMER_MS) {
+        timer = setTimeout(arm, MAX_TIMER_MS)
+        return
+      }
+      timer = setTimeout(() => {
+        controller.abort(new HandlerTimeout(handler.timeoutSeconds))
+        reject(new HandlerTimeout(handler.timeoutSeconds))
+      }, left)
+    }
+    arm()
   })
   try {
     const result = await Promise.race([Promise.resolve().then(() => handler.run(task.data, ctx)), timeout])
@@ -71,12 +88,30 @@ export async function runTask(task: DynamicTask, handler: ResolvedHandler | null
 }
 
 function outcomeOfError(task: DynamicTask, handler: ResolvedHandler, error: unknown, durationUs: number, now: number): TaskOutcome {
-  if (error instanceof YieldTask) return {kind: 'yield', task, until: now + Math.max(0, error.seconds)}
+  if (error instanceof YieldTask && Number.isFinite(error.seconds)) return {kind: 'yield', task, until: now + Math.max(0, error.seconds)}
   if (error instanceof PermanentFailure) return {kind: 'fail', task, reason: error.message, durationUs}
-  const message = describeError(error)
+  // A yield of NaN or Infinity seconds has no time to put the task back until: it is the handler's error.
+  const message = error instanceof YieldTask ? `ctx.yield needs a finite number of seconds, got ${error.seconds}` : describeThrown(error)
   const failures = task.failureCount + 1
   if (handler.maxRetries !== null && failures > handler.maxRetries) {
     return {kind: 'fail', task, reason: `${message} (failed ${failures} times, more than the ${handler.maxRetries} retries allowed)`, durationUs}
   }
   return {kind: 'retry', task, error: message, retryAt: now + handler.retryWaitSeconds, durationUs}
+}
+
+/**
+ * describeError, for values it cannot describe itself (a circular object without a prototype has no
+ * JSON form and no toString): runTask must turn anything a handler throws into an outcome, or the
+ * daemon gets an unhandled rejection and the task keeps its lease.
+ */
+function describeThrown(error: unknown): string {
+  try {
+    return describeError(error)
+  } catch {
+    try {
+      return `non-Error thrown: ${Object.prototype.toString.call(error)}`
+    } catch {
+      return 'non-Error thrown that cannot be described'
+    }
+  }
 }

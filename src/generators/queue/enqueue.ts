@@ -54,6 +54,16 @@ function toRow(spec: TaskSpec, now: number): Insertable<TasksTable> {
   }
 }
 
+/**
+ * Validates a spec exactly as enqueueing it would (class, priority, delay, data size) and returns a
+ * copy whose data is frozen as JSON now: a handler's follow-up is checked when the handler calls
+ * `ctx.enqueue`, so an invalid one fails that handler instead of the batch that records outcomes.
+ */
+export function snapshotTaskSpec(spec: TaskSpec): TaskSpec {
+  const row = toRow(spec, 0)
+  return {...spec, data: JSON.parse(row.data) as unknown}
+}
+
 function resolve(target: EnqueueTarget): {db: Kysely<TaskdSchema>; now: number; local: boolean} {
   if (target instanceof Storage) return {db: target.db, now: target.now(), local: !target.inTransaction}
   // An application's handle: the same database, so taskd's tables are there; its clock is the local one.
