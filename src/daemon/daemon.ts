@@ -92,7 +92,6 @@ export class Daemon {
   /** Outcome batches recorded so far. */
   private flushes = 0
   private consecutiveErrors = 0
-  /** Outcome batches committed so far: recording outcomes can make tasks ready (follow-ups, releases). */
   private readonly startedAt = Date.now()
   readonly stats = {leased: 0, succeeded: 0, failed: 0, retried: 0, yielded: 0, released: 0}
 
