@@ -11,7 +11,7 @@ import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
 import {enqueueTasks} from '../src/generators/queue/enqueue.js'
 import {Storage} from '../src/storage/storage.js'
-import {DIALECTS, openTestStorage, type TestDatabase} from './helpers/databases.js'
+import {DIALECTS, openTestStorage, until, type TestDatabase} from './helpers/databases.js'
 
 /**
  * Crash, connection-loss and lock-contention scenarios with real processes. Sizes are set so the
@@ -162,6 +162,8 @@ describe.skipIf(mysql.skip)('MariaDB connection loss: KILL CONNECTION during a d
     let kills = 0
     let done = false
     void daemon.exited.then(() => (done = true))
+    // Startup (schema check, registration) is a supervisor's business; the drain is what is tested.
+    await until(() => daemon.output.includes('daemon started') || done, {what: 'the daemon to start'})
     try {
       while (!done) {
         const [list] = await admin.query('select id from information_schema.processlist where db = ? and id <> connection_id()', [url.pathname.slice(1)])
