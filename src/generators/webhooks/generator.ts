@@ -144,6 +144,8 @@ export async function deliverRequest(store: Storage, requestId: number, options:
 /**
  * Records one delivery attempt: sent, or failed and scheduled for a retry (or failed for good after
  * the schedule, or at once on 410, which also disables the hook), then applies the error backoff.
+ * A failed attempt of a request that is no longer queued (purged, or its hook disabled, while it was
+ * in flight) only counts the attempt; one the receiver accepted is recorded as sent.
  */
 export async function recordAttempt(store: Storage, hookId: number, requestId: number, result: DeliveryResult): Promise<void> {
   const now = store.now()
@@ -160,7 +162,8 @@ export async function recordAttempt(store: Storage, hookId: number, requestId: n
   }
   const gone = result.errorType === 'http' && result.status === 410
   const final = gone || Number(request.is_test) === 1 || result.errorType === 'url' || attempts > RETRY_SCHEDULE_SECONDS.length
-  await store.db
+  // Guarded on 'queued': a request purged, or failed by a disable, while in flight stays failed.
+  const recorded = await store.db
     .updateTable('taskd_webhook_requests')
     .set({
       status: final ? 'failed' : 'queued',
@@ -175,7 +178,11 @@ export async function recordAttempt(store: Storage, hookId: number, requestId: n
       updated_at: now,
     })
     .where('id', '=', requestId)
-    .execute()
+    .where('status', '=', 'queued')
+    .executeTakeFirst()
+  if (Number(recorded.numUpdatedRows) === 0) {
+    await store.db.updateTable('taskd_webhook_requests').set({attempts, last_attempt_at: now, updated_at: now}).where('id', '=', requestId).execute()
+  }
   if (gone) {
     const reason = 'receiver answered 410 Gone: hook disabled'
     await store.db.updateTable('taskd_webhooks').set({status: 'disabled', disabled_reason: reason, updated_at: now}).where('id', '=', hookId).execute()
