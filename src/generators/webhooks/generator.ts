@@ -38,8 +38,11 @@ export function jitter(seconds: number, random = Math.random): number {
   return Math.max(1, Math.round(seconds * (0.9 + 0.2 * random())))
 }
 
-/** Hooks that may be delivered to now and have a due queued request, without a live delivery. */
-function deliverableHooks(store: Storage, now: number, hookId?: number) {
+/**
+ * Hooks that may be delivered to now and have a queued request due by `dueBy` (default: now), without
+ * a live delivery.
+ */
+function deliverableHooks(store: Storage, now: number, hookId?: number, dueBy = now) {
   let query = store.db
     .selectFrom('taskd_webhooks as h')
     .select(['h.id', 'h.name'])
@@ -52,7 +55,7 @@ function deliverableHooks(store: Storage, now: number, hookId?: number) {
           .select(sql`1`.as('one'))
           .whereRef('r.hook_id', '=', 'h.id')
           .where('r.status', '=', 'queued')
-          .where('r.next_attempt_at', '<=', now),
+          .where('r.next_attempt_at', '<=', dueBy),
       ),
     )
     .orderBy('h.id')
@@ -91,14 +94,16 @@ function requestTask(hook: {id: number; name: string}, request: {id: number; eve
 
 /**
  * Leases up to `limit` requests, at most one per hook: the hook row is the mutex (a guarded update of
- * its lease), so across all daemons a hook has at most one delivery in flight.
+ * its lease), so across all daemons a hook has at most one delivery in flight. `dueBy` leases only
+ * requests due by then (a drain: what was due when it started, not the retries it scheduled itself).
  */
-export async function leaseWebhookRequests(store: Storage, owner: string, options: {limit: number; leaseSeconds: number; hookId?: number}): Promise<DynamicTask[]> {
+export async function leaseWebhookRequests(store: Storage, owner: string, options: {limit: number; leaseSeconds: number; hookId?: number; dueBy?: number}): Promise<DynamicTask[]> {
   const now = store.now()
-  const hooks = await deliverableHooks(store, now, options.hookId).limit(options.limit).execute()
+  const dueBy = Math.min(now, options.dueBy ?? now)
+  const hooks = await deliverableHooks(store, now, options.hookId, dueBy).limit(options.limit).execute()
   const tasks: DynamicTask[] = []
   for (const hook of hooks) {
-    const request = await nextRequest(store, Number(hook.id), now)
+    const request = await nextRequest(store, Number(hook.id), dueBy)
     if (!request) continue
     const won = await store.db
       .updateTable('taskd_webhooks')
