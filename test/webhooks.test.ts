@@ -549,6 +549,9 @@ describe.each(DIALECTS)('webhooks on $name', ({name, skip}) => {
     expect(await requestRow(id)).toMatchObject({status: 'sent'})
     expect(Number((await requestRow(id)).attempts)).toBe(1)
     expect(await count('taskd_tasks')).toBe(0)
+    const archived = await storage.db.selectFrom('taskd_task_archive').select(['task_class', 'result', 'reason']).where('task_class', '=', 'taskd.webhooks.deliver').executeTakeFirstOrThrow()
+    expect(Number(archived.result)).toBe(ARCHIVE_RESULT.failure)
+    expect(archived.reason).toMatch(/floating webhook task/)
   })
 
   it.skipIf(skip)('drain delivers everything queued and converts floating tasks; --dry-run changes nothing; a rerun is a no-op', async () => {

@@ -241,7 +241,14 @@ export function webhooksGenerator(options: WebhookOptions = {}): TaskGenerator<S
       [WEBHOOK_TASK_CLASS]: {
         timeoutSeconds: timeoutSeconds + 15,
         maxRetries: null,
-        run: (data: unknown, ctx: HandlerContext<Storage>) => deliverRequest(ctx.store, (data as RequestTaskData).requestId, {allow, timeoutSeconds, signal: ctx.signal}),
+        run: (data: unknown, ctx: HandlerContext<Storage>) => {
+          // Handlers are registered for every generator: a floating queue row of this class must not
+          // deliver outside the hook's lease (and unrecorded); its request is delivered from the history.
+          if (ctx.task.generator !== WEBHOOKS_KEY) {
+            ctx.fail(`floating webhook task ${ctx.task.ref}: webhook requests are delivered from the request history, not the task queue (\`taskd webhooks drain\` converts such tasks)`)
+          }
+          return deliverRequest(ctx.store, (data as RequestTaskData).requestId, {allow, timeoutSeconds, signal: ctx.signal})
+        },
       },
     },
 
