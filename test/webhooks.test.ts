@@ -408,7 +408,8 @@ describe.each(DIALECTS)('webhooks on $name', ({name, skip}) => {
     await storage.db.updateTable('taskd_webhook_requests').set({next_attempt_at: storage.now() - 1}).execute()
 
     const stores = await Promise.all([Storage.open(database.url), Storage.open(database.url)])
-    const daemons = stores.map((store) => new Daemon({storage: store, generators: [webhooksGenerator({allowCidrs: LOOPBACK})], concurrency: 8}))
+    // Polling often makes the two daemons race for the hook's lease all the time.
+    const daemons = stores.map((store) => new Daemon({storage: store, generators: [webhooksGenerator({allowCidrs: LOOPBACK})], concurrency: 8, pollMaxSeconds: 0.02}))
     try {
       await Promise.all(daemons.map((d) => d.start()))
       await until(
@@ -686,39 +687,63 @@ describe.each(DIALECTS)('webhooks on $name', ({name, skip}) => {
       const r = await receiver(verifyingBehaviour(secrets, rejections, (request) => (request.path === '/down' ? {status: 500} : {status: 200})))
       const legacy = legacySecret()
 
-      const added = json<{id: number; secret: string; status: string; url: string}>(await cli('webhooks', 'add', '--name', 'cli', '--url', `${r.base}/cli`, '--firehose', '--json'))
+      // Independent invocations run side by side (each is a process start).
+      const [addedOut, addedLegacyOut, downOut] = await Promise.all([
+        cli('webhooks', 'add', '--name', 'cli', '--url', `${r.base}/cli`, '--firehose', '--json'),
+        cli('webhooks', 'add', '--name', 'legacy', '--url', `${r.base}/legacy`, '--secret', legacy, '--events', 'cli.*', '--json'),
+        cli('webhooks', 'add', '--name', 'down', '--url', `${r.base}/down`, '--events', 'none.*', '--json'),
+      ])
+      const added = json<{id: number; secret: string; status: string; url: string}>(addedOut)
       expect(added).toMatchObject({status: 'firehose', secret: 'whsec_****', url: `${r.base}/cli`})
+      const legacyHook = json<{id: number; secret: string; events: string[]}>(addedLegacyOut)
+      expect(legacyHook).toMatchObject({secret: '****', events: ['cli.*']})
+      const down = json<{id: number}>(downOut)
       const secret = await secretOf(added.id)
       secrets.set('/cli', secret)
-      const addedLegacy = await cli('webhooks', 'add', '--name', 'legacy', '--url', `${r.base}/legacy`, '--secret', legacy, '--events', 'cli.*', '--json')
-      const legacyHook = json<{id: number; secret: string; events: string[]}>(addedLegacy)
-      expect(legacyHook).toMatchObject({secret: '****', events: ['cli.*']})
-      expect(addedLegacy.stdout).not.toContain(legacy)
       secrets.set('/legacy', legacy)
-      const down = json<{id: number}>(await cli('webhooks', 'add', '--name', 'down', '--url', `${r.base}/down`, '--events', 'none.*', '--json'))
       secrets.set('/down', await secretOf(down.id))
+      const secretTexts = [secret, secret.slice(6), legacy, (await secretOf(down.id)).slice(6)]
+      for (const out of [addedOut, addedLegacyOut, downOut]) for (const text of secretTexts) expect(out.stdout).not.toContain(text)
 
-      const [listed, shown, shownLegacy] = await Promise.all([cli('webhooks', 'list', '--json'), cli('webhooks', 'show', String(added.id), '--json'), cli('webhooks', 'show', String(legacyHook.id), '--json')])
+      const [listed, shown, shownLegacy, ...unknown] = await Promise.all([
+        cli('webhooks', 'list', '--json'),
+        cli('webhooks', 'show', String(added.id), '--json'),
+        cli('webhooks', 'show', String(legacyHook.id), '--json'),
+        cli('webhooks', 'show', '9999'),
+        cli('webhooks', 'test', '9999'),
+        cli('webhooks', 'drain', '--hook', '9999'),
+      ])
       for (const out of [listed, shown, shownLegacy]) {
         expect(out.code, out.stderr).toBe(0)
-        for (const s of [secret, secret.slice(6), legacy]) expect(out.stdout).not.toContain(s)
+        for (const text of secretTexts) expect(out.stdout).not.toContain(text)
       }
-      expect(json<{hooks: {id: number; secret: string}[]}>(listed).hooks.map((h) => [h.id, h.secret])).toEqual([
-        [added.id, 'whsec_****'],
-        [legacyHook.id, '****'],
-        [down.id, 'whsec_****'],
-      ])
+      expect(json<{hooks: {id: number; secret: string}[]}>(listed).hooks.map((h) => [h.id, h.secret])).toEqual(
+        [
+          [added.id, 'whsec_****'],
+          [legacyHook.id, '****'],
+          [down.id, 'whsec_****'],
+        ].sort((x, y) => Number(x[0]) - Number(y[0])),
+      )
       expect(json<{id: number; requests: Record<string, number>}>(shown)).toMatchObject({id: added.id, requests: {queued: 0, sent: 0, failed: 0}})
+      expect(json<{id: number; secret: string}>(shownLegacy)).toMatchObject({id: legacyHook.id, secret: '****'})
+      for (const out of unknown) {
+        expect(out.code).toBe(1)
+        expect(out.stdout).toBe('')
+        expect(out.stderr.trim().split('\n')).toHaveLength(1)
+        expect(out.stderr).toMatch(/webhook 9999 not found/)
+      }
 
-      const published = json<{eventType: string; requests: {id: number; hookId: number}[]}>(await cli('webhooks', 'publish', '--event', 'cli.ping', '--object', 'T9', '--data', '{"n": 1}', '--json'))
+      const [publishedOut, tested, testedDown] = await Promise.all([
+        cli('webhooks', 'publish', '--event', 'cli.ping', '--object', 'T9', '--data', '{"n": 1}', '--json'),
+        cli('webhooks', 'test', String(added.id)),
+        cli('webhooks', 'test', String(down.id)),
+      ])
+      const published = json<{eventType: string; requests: {id: number; hookId: number}[]}>(publishedOut)
       expect(published.eventType).toBe('cli.ping')
       expect(published.requests.map((q) => q.hookId).sort()).toEqual([added.id, legacyHook.id].sort())
       expect(await count('taskd_tasks')).toBe(0)
-
-      const tested = await cli('webhooks', 'test', String(added.id))
       expect(tested.code, tested.stderr).toBe(0)
       expect(tested.stdout).toMatch(/HTTP 200/)
-      const testedDown = await cli('webhooks', 'test', String(down.id))
       expect(testedDown.code).toBe(1)
       expect(testedDown.stderr.trim().split('\n')).toHaveLength(1)
       expect(testedDown.stderr).toMatch(/HTTP 500/)
@@ -744,14 +769,6 @@ describe.each(DIALECTS)('webhooks on $name', ({name, skip}) => {
       const purgePreview = json<Record<string, unknown>>(await cli('webhooks', 'purge', '--dry-run', '--json'))
       expect(purgePreview).toEqual({dryRun: true, purgedRequests: 2, purgedFloating: 0})
       expect((await storage.db.selectFrom('taskd_webhook_requests').select('status').where('event_type', '=', 'cli.pong').execute()).map((q) => q.status)).toEqual(['queued', 'queued'])
-
-      const unknown = await Promise.all([cli('webhooks', 'show', '9999'), cli('webhooks', 'test', '9999'), cli('webhooks', 'drain', '--hook', '9999')])
-      for (const out of unknown) {
-        expect(out.code).toBe(1)
-        expect(out.stdout).toBe('')
-        expect(out.stderr.trim().split('\n')).toHaveLength(1)
-        expect(out.stderr).toMatch(/webhook 9999 not found/)
-      }
     })
   })
 })
