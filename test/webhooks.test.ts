@@ -481,6 +481,17 @@ describe.each(DIALECTS)('webhooks on $name', ({name, skip}) => {
     }
     expect(v4.received).toHaveLength(opened.size)
     expect(v6.received).toHaveLength(0)
+
+    // Without the allowlist again, in the same process: a kept-alive connection opened under the
+    // allowlist must not carry a delivery past the guard.
+    await publishWebhookEvent(storage, {eventType: 'ssrf.again', data: {}})
+    await runDaemon(webhooksGenerator())
+    for (const [key, id] of hooks) {
+      const rows = await requestsOf(id)
+      expect(rows[1], key).toMatchObject({event_type: 'ssrf.again', status: 'queued', last_error_type: 'blocked'})
+    }
+    expect(v4.received).toHaveLength(opened.size)
+    expect(v6.received).toHaveLength(0)
   })
 
   it.skipIf(skip)('a request purged, or whose hook is disabled, while its delivery is in flight stays failed', async () => {
