@@ -13,7 +13,7 @@ import {Daemon} from '../src/daemon/daemon.js'
 import {enqueueTask} from '../src/generators/queue/enqueue.js'
 import {queueGenerator} from '../src/generators/queue/generator.js'
 import {BACKOFF_FAILURES, BACKOFF_PAUSE_SECONDS, RETRY_SCHEDULE_SECONDS, webhooksGenerator} from '../src/generators/webhooks/generator.js'
-import {addHook, disableHook, publishWebhookEvent} from '../src/generators/webhooks/hooks.js'
+import {addHook, disableHook, enableHook, publishWebhookEvent, rotateSecret} from '../src/generators/webhooks/hooks.js'
 import {drainWebhooks, purgeWebhooks} from '../src/generators/webhooks/operations.js'
 import {parseCidrs, refusal} from '../src/generators/webhooks/outbound.js'
 import {ARCHIVE_RESULT, type WebhookRequestsTable} from '../src/storage/schema.js'
@@ -196,6 +196,27 @@ describe.each(DIALECTS)('webhooks on $name', ({name, skip}) => {
     expect(Number(totals.attempts)).toBe(BACKOFF_FAILURES)
     expect(Number(totals.n)).toBe(10_000)
     expect(await count('taskd_tasks')).toBe(0)
+
+    // Enabling clears the pause; the 10 failures are still within the window, so one more pauses it again.
+    expect((await enableHook(storage, hook.id)).pausedUntil).toBe(0)
+    expect((await runDaemon()).stats.leased).toBe(1)
+    expect(Number((await hookRow(hook.id)).paused_until)).toBeGreaterThan(storage.now())
+    expect(await count('taskd_tasks')).toBe(0)
+  })
+
+  it.skipIf(skip)("publishing inside the application's transaction is atomic with it", async () => {
+    await addHook(storage, {name: 'firehose', url: 'https://example.com/hook', firehose: true})
+    await expect(
+      storage.db.transaction().execute(async (trx) => {
+        await publishWebhookEvent(trx, {eventType: 'app.saved', data: {}})
+        throw new Error('the application rolls back')
+      }),
+    ).rejects.toThrow('rolls back')
+    expect(await count('taskd_webhook_requests')).toBe(0)
+    await storage.db.transaction().execute((trx) => publishWebhookEvent(trx, {eventType: 'app.saved', data: {}}))
+    await publishWebhookEvent(storage.db, {eventType: 'app.saved', data: {}})
+    expect(await count('taskd_webhook_requests')).toBe(2)
+    expect(await count('taskd_tasks')).toBe(0)
   })
 
   it.skipIf(skip)('a receiver verifying both signatures accepts every delivery (generated and legacy secrets); redeliveries keep webhook-id', async () => {
@@ -265,7 +286,18 @@ describe.each(DIALECTS)('webhooks on $name', ({name, skip}) => {
       expect(again!.headers['x-phabricator-webhook-signature']).toBe(first.headers['x-phabricator-webhook-signature'])
     }
     expect(new Set(secondRound.map((q) => q.webhookId)).size).toBe(4)
-    for (const {id} of retried.requests) expect(await requestRow(id)).toMatchObject({status: 'sent', attempts: 2})
+    for (const {id} of retried.requests) expect(Number((await requestRow(id)).attempts)).toBe(2)
+    for (const {id} of retried.requests) expect((await requestRow(id)).status).toBe('sent')
+
+    // A rotated secret signs every later delivery, including requests queued before the rotation.
+    const queuedBefore = await publishWebhookEvent(storage, {eventType: 'sig.created', data: {rotated: true}})
+    const rotated = await rotateSecret(storage, generated.id)
+    expect(rotated.secret).not.toBe(generatedSecret)
+    expect(await secretOf(generated.id)).toBe(rotated.secret)
+    secrets.set('/generated', rotated.secret)
+    await runDaemon()
+    expect(rejections).toHaveLength(3)
+    for (const {id} of queuedBefore.requests) expect((await requestRow(id)).status).toBe('sent')
   })
 
   it.skipIf(skip)('retries follow 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h (±10%); the 8th failure fails the request', async () => {
@@ -777,8 +809,14 @@ describe.each(DIALECTS)('webhooks on $name', ({name, skip}) => {
       expect(r.received.filter((q) => q.path !== '/down')).toHaveLength(3)
 
       await publishWebhookEvent(storage, {eventType: 'cli.pong', data: {}})
-      const purgePreview = json<Record<string, unknown>>(await cli('webhooks', 'purge', '--dry-run', '--json'))
-      expect(purgePreview).toEqual({dryRun: true, purgedRequests: 2, purgedFloating: 0})
+      const [purgePreview, purgeOld, drainPreview] = await Promise.all([
+        cli('webhooks', 'purge', '--dry-run', '--json'),
+        cli('webhooks', 'purge', '--dry-run', '--older-than', '1h', '--json'),
+        cli('webhooks', 'drain', '--dry-run', '--json'),
+      ])
+      expect(json<Record<string, unknown>>(purgePreview)).toEqual({dryRun: true, purgedRequests: 2, purgedFloating: 0})
+      expect(json<Record<string, unknown>>(purgeOld)).toEqual({dryRun: true, purgedRequests: 0, purgedFloating: 0})
+      expect(json<Record<string, unknown>>(drainPreview)).toEqual({dryRun: true, convertedFloating: 0, attempted: 0, sent: 0, failed: 0, stillQueued: 0, wouldAttempt: 2})
       expect((await storage.db.selectFrom('taskd_webhook_requests').select('status').where('event_type', '=', 'cli.pong').execute()).map((q) => q.status)).toEqual(['queued', 'queued'])
     })
   })
