@@ -63,6 +63,26 @@ export function webhookBody(message: WebhookMessage): string {
   })
 }
 
+/**
+ * Keep-alive pools, one per allowlist: the guard runs when a socket is dialed, so a socket opened
+ * under one allowlist (e.g. 127.0.0.1/32) must never carry a delivery made under another.
+ */
+const agentPools = new Map<string, {http: http.Agent; https: https.Agent}>()
+
+function agentsFor(allow: readonly Cidr[]): {http: http.Agent; https: https.Agent} {
+  const key = allow
+    .map(([address, bits]) => `${address.toString()}/${bits}`)
+    .sort()
+    .join(',')
+  let pool = agentPools.get(key)
+  if (!pool) {
+    // As Node's global agents: keep-alive, idle sockets closed after 5 s.
+    pool = {http: new http.Agent({keepAlive: true, timeout: 5000, scheduling: 'lifo'}), https: new https.Agent({keepAlive: true, timeout: 5000, scheduling: 'lifo'})}
+    agentPools.set(key, pool)
+  }
+  return pool
+}
+
 export type DeliveryResult =
   | {ok: true; status: number; body: string}
   | {ok: false; errorType: 'http' | 'timeout' | 'network' | 'blocked' | 'url'; code: string; message: string; status?: number; body?: string}
@@ -100,9 +120,10 @@ export async function deliverWebhook(
   const timeoutMs = (options.timeoutSeconds ?? DELIVERY_TIMEOUT_SECONDS) * 1000
   const signals = [AbortSignal.timeout(timeoutMs), ...(options.signal ? [options.signal] : [])]
   const signal = AbortSignal.any(signals)
-  const client = target.protocol === 'https:' ? https : http
+  const pool = agentsFor(options.allow)
+  const [client, agent] = target.protocol === 'https:' ? [https, pool.https] : [http, pool.http]
   return new Promise<DeliveryResult>((resolve) => {
-    const request = client.request(target, {method: 'POST', headers, lookup: guardedLookup(options.allow), signal}, (response) => {
+    const request = client.request(target, {method: 'POST', headers, agent, lookup: guardedLookup(options.allow), signal}, (response) => {
       let text = ''
       response.setEncoding('utf8')
       response.on('data', (chunk: string) => {

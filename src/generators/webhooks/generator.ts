@@ -38,8 +38,11 @@ export function jitter(seconds: number, random = Math.random): number {
   return Math.max(1, Math.round(seconds * (0.9 + 0.2 * random())))
 }
 
-/** Hooks that may be delivered to now and have a due queued request, without a live delivery. */
-function deliverableHooks(store: Storage, now: number, hookId?: number) {
+/**
+ * Hooks that may be delivered to now and have a queued request due by `dueBy` (default: now), without
+ * a live delivery.
+ */
+function deliverableHooks(store: Storage, now: number, hookId?: number, dueBy = now) {
   let query = store.db
     .selectFrom('taskd_webhooks as h')
     .select(['h.id', 'h.name'])
@@ -52,7 +55,7 @@ function deliverableHooks(store: Storage, now: number, hookId?: number) {
           .select(sql`1`.as('one'))
           .whereRef('r.hook_id', '=', 'h.id')
           .where('r.status', '=', 'queued')
-          .where('r.next_attempt_at', '<=', now),
+          .where('r.next_attempt_at', '<=', dueBy),
       ),
     )
     .orderBy('h.id')
@@ -91,14 +94,16 @@ function requestTask(hook: {id: number; name: string}, request: {id: number; eve
 
 /**
  * Leases up to `limit` requests, at most one per hook: the hook row is the mutex (a guarded update of
- * its lease), so across all daemons a hook has at most one delivery in flight.
+ * its lease), so across all daemons a hook has at most one delivery in flight. `dueBy` leases only
+ * requests due by then (a drain: what was due when it started, not the retries it scheduled itself).
  */
-export async function leaseWebhookRequests(store: Storage, owner: string, options: {limit: number; leaseSeconds: number; hookId?: number}): Promise<DynamicTask[]> {
+export async function leaseWebhookRequests(store: Storage, owner: string, options: {limit: number; leaseSeconds: number; hookId?: number; dueBy?: number}): Promise<DynamicTask[]> {
   const now = store.now()
-  const hooks = await deliverableHooks(store, now, options.hookId).limit(options.limit).execute()
+  const dueBy = Math.min(now, options.dueBy ?? now)
+  const hooks = await deliverableHooks(store, now, options.hookId, dueBy).limit(options.limit).execute()
   const tasks: DynamicTask[] = []
   for (const hook of hooks) {
-    const request = await nextRequest(store, Number(hook.id), now)
+    const request = await nextRequest(store, Number(hook.id), dueBy)
     if (!request) continue
     const won = await store.db
       .updateTable('taskd_webhooks')
@@ -144,6 +149,8 @@ export async function deliverRequest(store: Storage, requestId: number, options:
 /**
  * Records one delivery attempt: sent, or failed and scheduled for a retry (or failed for good after
  * the schedule, or at once on 410, which also disables the hook), then applies the error backoff.
+ * A failed attempt of a request that is no longer queued (purged, or its hook disabled, while it was
+ * in flight) only counts the attempt; one the receiver accepted is recorded as sent.
  */
 export async function recordAttempt(store: Storage, hookId: number, requestId: number, result: DeliveryResult): Promise<void> {
   const now = store.now()
@@ -160,7 +167,8 @@ export async function recordAttempt(store: Storage, hookId: number, requestId: n
   }
   const gone = result.errorType === 'http' && result.status === 410
   const final = gone || Number(request.is_test) === 1 || result.errorType === 'url' || attempts > RETRY_SCHEDULE_SECONDS.length
-  await store.db
+  // Guarded on 'queued': a request purged, or failed by a disable, while in flight stays failed.
+  const recorded = await store.db
     .updateTable('taskd_webhook_requests')
     .set({
       status: final ? 'failed' : 'queued',
@@ -175,7 +183,11 @@ export async function recordAttempt(store: Storage, hookId: number, requestId: n
       updated_at: now,
     })
     .where('id', '=', requestId)
-    .execute()
+    .where('status', '=', 'queued')
+    .executeTakeFirst()
+  if (Number(recorded.numUpdatedRows) === 0) {
+    await store.db.updateTable('taskd_webhook_requests').set({attempts, last_attempt_at: now, updated_at: now}).where('id', '=', requestId).execute()
+  }
   if (gone) {
     const reason = 'receiver answered 410 Gone: hook disabled'
     await store.db.updateTable('taskd_webhooks').set({status: 'disabled', disabled_reason: reason, updated_at: now}).where('id', '=', hookId).execute()
@@ -229,7 +241,14 @@ export function webhooksGenerator(options: WebhookOptions = {}): TaskGenerator<S
       [WEBHOOK_TASK_CLASS]: {
         timeoutSeconds: timeoutSeconds + 15,
         maxRetries: null,
-        run: (data: unknown, ctx: HandlerContext<Storage>) => deliverRequest(ctx.store, (data as RequestTaskData).requestId, {allow, timeoutSeconds, signal: ctx.signal}),
+        run: (data: unknown, ctx: HandlerContext<Storage>) => {
+          // Handlers are registered for every generator: a floating queue row of this class must not
+          // deliver outside the hook's lease (and unrecorded); its request is delivered from the history.
+          if (ctx.task.generator !== WEBHOOKS_KEY) {
+            ctx.fail(`floating webhook task ${ctx.task.ref}: webhook requests are delivered from the request history, not the task queue (\`taskd webhooks drain\` converts such tasks)`)
+          }
+          return deliverRequest(ctx.store, (data as RequestTaskData).requestId, {allow, timeoutSeconds, signal: ctx.signal})
+        },
       },
     },
 

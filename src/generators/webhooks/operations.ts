@@ -103,17 +103,32 @@ export async function drainWebhooks(
     'floating webhook task converted: delivered from the webhook request history',
   )
   // "Now" means now: queued requests waiting for a retry are due for this drain.
-  let due = store.db.updateTable('taskd_webhook_requests').set({next_attempt_at: store.now()}).where('status', '=', 'queued').where('next_attempt_at', '>', store.now())
+  const startedAt = store.now()
+  let due = store.db.updateTable('taskd_webhook_requests').set({next_attempt_at: startedAt}).where('status', '=', 'queued').where('next_attempt_at', '>', startedAt)
   if (options.hookId !== undefined) due = due.where('hook_id', '=', options.hookId)
   await due.execute()
 
   const allow = parseCidrs(options.allowCidrs)
   const attempted = new Set<number>()
   for (;;) {
-    const tasks = (await leaseWebhookRequests(store, options.owner, {limit: options.concurrency ?? 8, leaseSeconds: 60, hookId: options.hookId})).filter((t) => {
-      const {requestId} = t.data as {requestId: number}
-      return !attempted.has(requestId)
-    })
+    // Only what was due when the drain started: a retry it scheduled itself is not leased again.
+    const leased = await leaseWebhookRequests(store, options.owner, {limit: options.concurrency ?? 8, leaseSeconds: 60, hookId: options.hookId, dueBy: startedAt})
+    const tasks: typeof leased = []
+    for (const task of leased) {
+      const {requestId, hookId} = task.data as {requestId: number; hookId: number}
+      if (!attempted.has(requestId)) {
+        tasks.push(task)
+        continue
+      }
+      // Already attempted in this drain (made due again meanwhile): give the hook back at once.
+      await store.db
+        .updateTable('taskd_webhooks')
+        .set({lease_owner: null, lease_expires: null, lease_request_id: null})
+        .where('id', '=', hookId)
+        .where('lease_owner', '=', options.owner)
+        .where('lease_request_id', '=', requestId)
+        .execute()
+    }
     if (tasks.length === 0) break
     await Promise.all(
       tasks.map(async (task) => {
