@@ -355,6 +355,8 @@ export class Daemon {
             })
             list.splice(0, batch.length)
             this.flushes++
+            // A recorded outcome can free work (a webhook hook's lease, a unit due again): look now.
+            this.wakeUp()
           }
           this.acks.delete(key)
         }
