@@ -15,9 +15,12 @@ import {usageError} from '../../core/errors.js'
 export type Cidr = [ipaddr.IPv4 | ipaddr.IPv6, number]
 
 export function parseCidrs(cidrs: readonly string[] = []): Cidr[] {
-  return cidrs.map((cidr) => {
+  return cidrs.map((cidr): Cidr => {
     try {
-      return ipaddr.parseCIDR(cidr.includes('/') ? cidr : `${cidr}/${ipaddr.parse(cidr).kind() === 'ipv4' ? 32 : 128}`)
+      const [net, bits] = ipaddr.parseCIDR(cidr.includes('/') ? cidr : `${cidr}/${ipaddr.parse(cidr).kind() === 'ipv4' ? 32 : 128}`)
+      // Addresses are compared after unwrapping IPv4-mapped IPv6, so the allowlist is unwrapped too.
+      if (net.kind() === 'ipv6' && (net as ipaddr.IPv6).isIPv4MappedAddress() && bits >= 96) return [(net as ipaddr.IPv6).toIPv4Address(), bits - 96]
+      return [net, bits]
     } catch {
       throw usageError(`invalid CIDR '${cidr}' in webhooks.allowCidrs: expected e.g. 127.0.0.1/32 or 10.0.0.0/8`, 'E_CONFIG')
     }
@@ -34,7 +37,10 @@ export function refusal(address: string, allow: readonly Cidr[]): string | null 
   }
   if (allow.some(([net, bits]) => net.kind() === parsed.kind() && parsed.match([net, bits] as never))) return null
   const range = parsed.range()
-  return range === 'unicast' ? null : `${parsed.toString()} is a ${range} address`
+  if (range !== 'unicast') return `${parsed.toString()} is in a special-purpose range (${range})`
+  // Global unicast IPv6 is 2000::/3; anything else (e.g. the old IPv4-compatible ::a.b.c.d) is refused.
+  if (parsed.kind() === 'ipv6' && !parsed.match(ipaddr.parseCIDR('2000::/3') as never)) return `${parsed.toString()} is outside global unicast IPv6 (2000::/3)`
+  return null
 }
 
 export class BlockedAddressError extends Error {
