@@ -97,6 +97,15 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
   protected override async finally(err: Error | undefined): Promise<unknown> {
     await this.storage?.close().catch(() => undefined)
     this.storage = null
+    const config = this.loadedConfig?.config
+    this.loadedConfig = null
+    if (config?.close) {
+      try {
+        await config.close()
+      } catch (error) {
+        process.stderr.write(`Warning: the config module's close() failed: ${oneLine(redactUrl(describeError(error)))}\n`)
+      }
+    }
     return super.finally(err)
   }
 }

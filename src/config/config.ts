@@ -16,6 +16,12 @@ export interface TaskdConfig {
   handlers?: Record<string, HandlerInput>
   /** The application's own generators, written against the exported TaskGenerator contract. */
   generators?: TaskGenerator<Storage>[]
+  /**
+   * Called once when the command ends (for `taskd run`, after the daemon stopped): close the pools
+   * and clients the handlers opened. An open pool keeps Node alive, so without this `taskd run`
+   * would not exit after SIGTERM or `--until-idle`.
+   */
+  close?: () => unknown
 }
 
 /** Identity function that gives a config module its types. */
@@ -62,6 +68,7 @@ function validateConfig(config: TaskdConfig, file: string) {
     const ok = typeof handler === 'function' || (typeof handler === 'object' && handler !== null && typeof handler.run === 'function')
     if (!ok) fail(`handler for '${taskClass}' must be a function or {run: function, ...}`)
   }
+  if (config.close !== undefined && typeof config.close !== 'function') fail('`close` must be a function')
   if (config.generators !== undefined && !Array.isArray(config.generators)) fail('`generators` must be an array')
   for (const g of config.generators ?? []) {
     for (const method of ['ready', 'lease', 'peek', 'renew', 'complete'] as const) {
