@@ -8,13 +8,17 @@ import path from 'node:path'
 
 import {sql} from 'kysely'
 import {createConnection} from 'mysql2/promise'
-import {afterAll, beforeAll, describe, expect, it} from 'vitest'
+import {afterAll, beforeAll, describe, expect, it, vi} from 'vitest'
 
 import {MAX_DATA_BYTES, enqueueTask} from '../../src/generators/queue/enqueue.js'
 import {ARCHIVE_RESULT} from '../../src/storage/schema.js'
 import {parseDatabaseUrl} from '../../src/storage/url.js'
 import {killLeftovers, removeTempDirs, runCli, runCliOk, tableNames, tempDir, withStorage, type CliResult} from '../helpers/cli.js'
 import {DIALECTS, createTestDatabase, type TestDatabase} from '../helpers/databases.js'
+
+// Every test is a chain of CLI processes (about 0.4 s of CPU each) and tests run concurrently: on a
+// busy two-core machine a chain can take minutes. These are safety nets for hangs, not speed limits.
+vi.setConfig({testTimeout: 240_000, hookTimeout: 120_000})
 
 const databases: TestDatabase[] = []
 async function freshDatabase(dialect: 'sqlite' | 'mysql'): Promise<TestDatabase> {

@@ -7,7 +7,7 @@ import path from 'node:path'
 
 import {sql} from 'kysely'
 import {createConnection} from 'mysql2/promise'
-import {afterAll, describe, expect, it, type TestContext} from 'vitest'
+import {afterAll, describe, expect, it, vi, type TestContext} from 'vitest'
 
 import {enqueueTask} from '../../src/generators/queue/enqueue.js'
 import {ARCHIVE_RESULT} from '../../src/storage/schema.js'
@@ -16,6 +16,10 @@ import {killLeftovers, importableUrl, removeTempDirs, runCli, runCliOk, startDae
 import {DIALECTS, createTestDatabase, until, type TestDatabase} from '../helpers/databases.js'
 
 const MYSQL = DIALECTS.find((d) => d.name === 'mysql')!
+
+// Every test is a chain of CLI processes (about 0.4 s of CPU each) and tests run concurrently: on a
+// busy two-core machine a chain can take minutes. These are safety nets for hangs, not speed limits.
+vi.setConfig({testTimeout: 240_000, hookTimeout: 120_000})
 
 const databases: TestDatabase[] = []
 async function freshDatabase(dialect: 'sqlite' | 'mysql'): Promise<TestDatabase> {
@@ -128,7 +132,7 @@ export default {
     const args = ['--until-idle', '--concurrency', '8', '--lease-seconds', '5']
     const a = daemon(args, {cwd, env})
     const b = daemon(args, {cwd, env})
-    const [exitA, exitB] = await Promise.all([a.waitForExit(90_000), b.waitForExit(90_000)])
+    const [exitA, exitB] = await Promise.all([a.waitForExit(180_000), b.waitForExit(180_000)])
     expect(exitA, a.stderr + a.stdout.slice(-2000)).toEqual({code: 0, signal: null})
     expect(exitB, b.stderr + b.stdout.slice(-2000)).toEqual({code: 0, signal: null})
     expect(a.stderr + b.stderr).toBe('')
@@ -176,21 +180,21 @@ describe.concurrent.each(DIALECTS)('stopping `taskd run` on $name', ({name, skip
     const rows = () => storage.db.selectFrom('taskd_tasks').select(['id', 'lease_owner', 'lease_expires', 'attempts', 'failure_count']).where('id', 'in', ids).orderBy('id').execute()
     const archive = () => storage.db.selectFrom('taskd_task_archive').select(['id', 'result', 'attempts', 'reason']).orderBy('id').execute()
     /** Waits until every task is leased by this owner. */
-    const leasedBy = (owner: string) => until(async () => (await rows()).every((r) => r.lease_owner === owner), {what: `all ${count} tasks leased by ${owner}`})
+    const leasedBy = (owner: string) => until(async () => (await rows()).every((r) => r.lease_owner === owner), {timeoutMs: 60_000, what: `all ${count} tasks leased by ${owner}`})
     return {database, cwd, storage, ids, rows, archive, leasedBy}
   }
 
   it.skipIf(skip)('SIGTERM with --grace 0s releases running tasks at once (not failed), and another daemon runs them', async ({onTestFinished}) => {
     const daemon = daemonStarter(onTestFinished)
-    const {database, cwd, storage, ids, rows, archive, leasedBy} = await setUp(2, 30_000)
+    const {database, cwd, storage, ids, rows, archive, leasedBy} = await setUp(2, 600_000)
     try {
       const a = daemon(['--grace', '0s', '--database', database.url], {cwd})
       const {owner} = (await a.waitForEvent('daemon started')) as {owner: string}
       await leasedBy(owner)
 
       a.signal('SIGTERM')
-      // A safety net far below the tasks' 30 s: exiting at all before they end shows nothing waited for them.
-      expect(await a.waitForExit(20_000), a.stdout).toEqual({code: 0, signal: null})
+      // A safety net far below the tasks' 10 minutes: exiting at all before they end shows nothing waited for them.
+      expect(await a.waitForExit(60_000), a.stdout).toEqual({code: 0, signal: null})
       expect(a.stderr).toBe('')
       expect(a.events().map((e) => e.event)).toContain('signal received; stopping gracefully')
       expect(a.events().find((e) => e.event === 'daemon stopped')).toMatchObject({leased: 2, released: 2, succeeded: 0, failed: 0, retried: 0})
@@ -229,7 +233,7 @@ describe.concurrent.each(DIALECTS)('stopping `taskd run` on $name', ({name, skip
       expect((await rows()).every((r) => r.lease_owner === owner)).toBe(true)
 
       c.signal('SIGINT')
-      expect(await c.waitForExit(20_000), c.stdout).toEqual({code: 0, signal: null})
+      expect(await c.waitForExit(60_000), c.stdout).toEqual({code: 0, signal: null})
       expect(c.stderr).toBe('')
       expect(c.events().map((e) => e.event)).toEqual(expect.arrayContaining(['signal received; stopping gracefully', 'second signal; stopping now', 'daemon stopped']))
       expect(c.events().find((e) => e.event === 'daemon stopped')).toMatchObject({released: 2, succeeded: 0, failed: 0})

@@ -79,7 +79,7 @@ export function runCli(args: readonly string[], options: CliOptions): Promise<Cl
     let stderr = ''
     child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk))
     child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk))
-    const timeoutMs = options.timeoutMs ?? 60_000
+    const timeoutMs = options.timeoutMs ?? 120_000
     const timer = setTimeout(() => {
       child.kill('SIGKILL')
       reject(new Error(`taskd ${args.join(' ')} did not finish within ${timeoutMs} ms\nstdout: ${stdout.slice(-2000)}\nstderr: ${stderr.slice(-2000)}`))
@@ -160,7 +160,7 @@ export function startDaemon(args: readonly string[], options: Omit<CliOptions, '
       if (!finished) child.kill(signal)
     },
     exited: () => done,
-    waitForExit: async (timeoutMs = 30_000) => {
+    waitForExit: async (timeoutMs = 60_000) => {
       let timer: NodeJS.Timeout | undefined
       const timeout = new Promise<never>((_, reject) => {
         timer = setTimeout(() => reject(new Error(`still running after ${timeoutMs} ms: ${describe()}`)), timeoutMs)
@@ -171,7 +171,7 @@ export function startDaemon(args: readonly string[], options: Omit<CliOptions, '
         clearTimeout(timer)
       }
     },
-    waitForEvent: async (event, predicate = () => true, timeoutMs = 30_000) => {
+    waitForEvent: async (event, predicate = () => true, timeoutMs = 60_000) => {
       return until(
         () => {
           const found = events().find((e) => e.event === event && predicate(e))
