@@ -72,34 +72,40 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
 
   protected override async catch(err: Error & {exitCode?: number; oclif?: {exit?: number}}): Promise<unknown> {
     if (err instanceof Errors.ExitError) throw err
-    const verbose = Boolean(this.flags?.verbose) || Boolean(process.env.DEBUG)
+    // A parse error leaves this.flags unset, so look at argv too: --verbose must work for every error.
+    const verbose = Boolean(this.flags?.verbose) || this.argv.includes('--verbose') || Boolean(process.env.DEBUG)
     if (verbose && err.stack) process.stderr.write(redactUrl(err.stack) + '\n')
-    if (err instanceof TaskdError || !(err as {oclif?: unknown}).oclif) {
-      // One line: what went wrong (and, in the message, what to do). Passwords never reach it.
-      const message = oneLine(redactUrl(err instanceof TaskdError ? err.message : `unexpected error: ${describeError(err)}`))
-      const exit = err instanceof TaskdError ? err.exit : 1
-      process.exitCode = exit
-      if (this.jsonEnabled()) {
-        const cliError = Object.assign(new Errors.CLIError(message, {exit}), {code: err instanceof TaskdError ? err.code : 'E_INTERNAL'})
-        return super.catch(cliError)
-      }
-      // Not through oclif's printer: it wraps long messages over several lines.
-      process.stderr.write(`Error: ${message}\n`)
-      this.exit(exit)
-    }
-    // oclif's own parse errors carry their exit code (2) in err.oclif.exit; keep it under --json too.
-    const exit = err.oclif?.exit ?? err.exitCode ?? 1
+    const taskd = err instanceof TaskdError
+    // oclif's own parse errors (unknown flag, missing arg, bad value) carry their exit code (2) in err.oclif.exit.
+    const parse = !taskd && Boolean(err.oclif)
+    const exit = taskd ? err.exit : parse ? (err.oclif?.exit ?? err.exitCode ?? 2) : 1
+    const code = taskd ? err.code : parse && exit === 2 ? 'E_USAGE' : 'E_INTERNAL'
+    // One line: what went wrong (and, in the message, what to do). Passwords never reach it.
+    const message = redactUrl(oneLine(taskd || parse ? err.message : `unexpected error: ${describeError(err)}`))
     process.exitCode = exit
     if (this.jsonEnabled()) {
-      return super.catch(Object.assign(new Errors.CLIError(oneLine(err.message), {exit}), {code: exit === 2 ? 'E_USAGE' : 'E_INTERNAL'}))
+      // Only these fields: oclif's default error JSON serialises the whole parse context, including
+      // every flag value (a --database password among them) and the package.json.
+      this.logJson({error: {code, message, oclif: {exit}}})
+      return
     }
-    process.stderr.write(`Error: ${oneLine(err.message)} (see: taskd ${this.id?.replaceAll(':', ' ') ?? ''} --help)\n`)
+    // Not through oclif's printer: it wraps long messages over several lines.
+    process.stderr.write(`Error: ${message}${parse ? ` (see: taskd ${this.id?.replaceAll(':', ' ') ?? ''} --help)` : ''}\n`)
     this.exit(exit)
   }
 
   protected override async finally(err: Error | undefined): Promise<unknown> {
     await this.storage?.close().catch(() => undefined)
     this.storage = null
+    const config = this.loadedConfig?.config
+    this.loadedConfig = null
+    if (config?.close) {
+      try {
+        await config.close()
+      } catch (error) {
+        process.stderr.write(`Warning: the config module's close() failed: ${oneLine(redactUrl(describeError(error)))}\n`)
+      }
+    }
     return super.finally(err)
   }
 }

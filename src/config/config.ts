@@ -18,6 +18,12 @@ export interface TaskdConfig {
   generators?: TaskGenerator<Storage>[]
   /** Webhook delivery: `allowCidrs` opens special-purpose ranges (loopback, private…) to delivery. */
   webhooks?: {allowCidrs?: string[]; timeoutSeconds?: number}
+  /**
+   * Called once when the command ends (for `taskd run`, after the daemon stopped): close the pools
+   * and clients the handlers opened. An open pool keeps Node alive, so without this `taskd run`
+   * would not exit after SIGTERM or `--until-idle`.
+   */
+  close?: () => unknown
 }
 
 /** Identity function that gives a config module its types. */
@@ -64,6 +70,7 @@ function validateConfig(config: TaskdConfig, file: string) {
     const ok = typeof handler === 'function' || (typeof handler === 'object' && handler !== null && typeof handler.run === 'function')
     if (!ok) fail(`handler for '${taskClass}' must be a function or {run: function, ...}`)
   }
+  if (config.close !== undefined && typeof config.close !== 'function') fail('`close` must be a function')
   if (config.generators !== undefined && !Array.isArray(config.generators)) fail('`generators` must be an array')
   const allow = config.webhooks?.allowCidrs
   if (allow !== undefined && (!Array.isArray(allow) || allow.some((c) => typeof c !== 'string'))) fail('`webhooks.allowCidrs` must be an array of CIDR strings')
