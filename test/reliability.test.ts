@@ -229,7 +229,7 @@ describe.skipIf(mysql.skip)('4 daemons and operator commands racing on the same 
     rmSync(dir, {recursive: true, force: true})
   })
 
-  it('no command crashes on a deadlock and no row ends in an impossible state', {timeout: 120_000}, async () => {
+  it('no command crashes on a deadlock and no row ends in an impossible state', {timeout: 300_000}, async () => {
     const total = 1500
     await enqueueTasks(storage, Array.from({length: total}, (_, n) => ({taskClass: n % 3 === 0 ? 'taskd.sleep' : 'app.flaky', data: {ms: 20}})))
     const db = ['--database', database.url]

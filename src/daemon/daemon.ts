@@ -47,6 +47,7 @@ interface PendingAck {
 }
 
 const POLL_MIN_SECONDS = 0.005
+const DEFAULT_GRACE_SECONDS = 30
 const ACK_BATCH = 256
 
 /** Handlers by task class: built-in diagnostics, then each generator's own, then the user's (which win). */
@@ -423,14 +424,16 @@ export class Daemon {
     this.paused = next
   }
 
-  private graceSeconds = 30
+  /** Set by the first stop(); a second, shorter one (a second signal) wins. */
+  private graceSeconds: number | null = null
 
   /**
    * Graceful stop: lease nothing more, let running handlers finish within the grace period, then
    * release the leases still held so another daemon takes those tasks at once.
    */
   async stop(options: {graceSeconds?: number} = {}): Promise<void> {
-    if (options.graceSeconds !== undefined) this.graceSeconds = Math.min(this.graceSeconds, options.graceSeconds)
+    const grace = options.graceSeconds ?? DEFAULT_GRACE_SECONDS
+    this.graceSeconds = Math.min(this.graceSeconds ?? Infinity, grace)
     if (!this.stopping) {
       this.stopping = true
       this.log.info('daemon stopping', {running: this.running.size, grace_s: this.graceSeconds})
@@ -455,7 +458,7 @@ export class Daemon {
   }
 
   private async shutdown(): Promise<void> {
-    const deadline = Date.now() + this.graceSeconds * 1000
+    const deadline = Date.now() + (this.graceSeconds ?? DEFAULT_GRACE_SECONDS) * 1000
     while (this.running.size > 0 && [...this.running.values()].some((r) => !r.abandoned) && Date.now() < deadline) {
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, Math.min(100, Math.max(0, deadline - Date.now())))

@@ -1,4 +1,4 @@
-import {Migrator, sql, type Kysely, type Migration, type MigrationInfo} from 'kysely'
+import {Migrator, sql, type Kysely, type Migration} from 'kysely'
 
 import {TaskdError} from '../core/errors.js'
 import type {DialectProfile} from './dialect.js'
@@ -183,9 +183,22 @@ export interface MigrationStatus {
   appliedAt: string | null
 }
 
+/**
+ * Applied and pending migrations, read from the migration table directly: every command checks this,
+ * and kysely's Migrator would introspect information_schema (slow, and on MariaDB it queues behind
+ * any DDL waiting for a metadata lock elsewhere on the server).
+ */
 export async function migrationStatus(storage: Storage): Promise<MigrationStatus[]> {
-  const list: readonly MigrationInfo[] = await migratorFor(storage).getMigrations()
-  return list.map((m) => ({name: m.name, applied: Boolean(m.executedAt), appliedAt: m.executedAt ? m.executedAt.toISOString() : null}))
+  let applied = new Map<string, string>()
+  try {
+    const {rows} = await sql<{name: string; timestamp: string}>`select name, timestamp from taskd_migration`.execute(storage.db)
+    applied = new Map(rows.map((r) => [r.name, r.timestamp]))
+  } catch (error) {
+    if (!/no such table|doesn't exist|ER_NO_SUCH_TABLE/i.test(`${(error as {code?: string}).code ?? ''} ${(error as Error).message}`)) throw error
+  }
+  return Object.keys(buildMigrations(storage.dialect))
+    .sort()
+    .map((name) => ({name, applied: applied.has(name), appliedAt: applied.has(name) ? new Date(applied.get(name)!).toISOString() : null}))
 }
 
 /**

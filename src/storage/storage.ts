@@ -2,7 +2,7 @@ import {mkdirSync} from 'node:fs'
 import path from 'node:path'
 
 import Database from 'better-sqlite3'
-import {CompiledQuery, Kysely, MysqlDialect, SqliteDialect, SqliteDriver, sql, type DatabaseConnection} from 'kysely'
+import {CompiledQuery, Kysely, MysqlDialect, SqliteAdapter, SqliteDialect, SqliteDriver, sql, type DatabaseConnection} from 'kysely'
 import {createPool} from 'mysql2'
 
 import {TaskdError} from '../core/errors.js'
@@ -17,6 +17,17 @@ class ImmediateSqliteDriver extends SqliteDriver {
   }
 }
 
+/**
+ * kysely's SQLite adapter says DDL is not transactional, so its Migrator would take no lock and run
+ * migrations outside a transaction: two processes migrating a fresh file then race. SQLite DDL is
+ * transactional; saying so makes the Migrator run in one BEGIN IMMEDIATE, which serialises processes.
+ */
+class TransactionalDdlSqliteAdapter extends SqliteAdapter {
+  override get supportsTransactionalDdl(): boolean {
+    return true
+  }
+}
+
 class ImmediateSqliteDialect extends SqliteDialect {
   constructor(private readonly database: Database.Database) {
     super({database})
@@ -24,6 +35,10 @@ class ImmediateSqliteDialect extends SqliteDialect {
 
   override createDriver() {
     return new ImmediateSqliteDriver({database: this.database})
+  }
+
+  override createAdapter() {
+    return new TransactionalDdlSqliteAdapter()
   }
 }
 

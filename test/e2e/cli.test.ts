@@ -227,7 +227,7 @@ describe.concurrent.each(DIALECTS)('tasks flood + run --until-idle on $name', ({
     await runCliOk(['db', 'migrate', '--json', ...d], {cwd})
     const flood = await runCliOk<{count: number; taskClass: string}>(['tasks', 'flood', '--count', '2000', '--json', ...d], {cwd})
     expect(flood).toMatchObject({count: 2000, taskClass: 'taskd.noop'})
-    const run = await runCli(['run', '--until-idle', ...d], {cwd})
+    const run = await runCli(['run', '--until-idle', '--generators', 'queue', ...d], {cwd})
     expect(run.stderr).toBe('')
     expect(run.code).toBe(0)
     expect(run.stdout).toMatch(/daemon stopped .*succeeded=2000 failed=0/)
@@ -405,7 +405,7 @@ export default {
       return ids
     })
 
-    const run = await runCli(['run', '--until-idle', '--concurrency', '1', '--log-format', 'json'], {cwd})
+    const run = await runCli(['run', '--until-idle', '--generators', 'queue', '--concurrency', '1', '--log-format', 'json'], {cwd})
     expect(run.code, run.stderr + run.stdout).toBe(0)
     expect(run.stderr).toBe('')
     const events = lines(run.stdout).map((line) => JSON.parse(line) as {event: string; [k: string]: unknown})
