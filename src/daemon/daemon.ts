@@ -190,6 +190,9 @@ export class Daemon {
   private async loop(): Promise<void> {
     let idleDelay = POLL_MIN_SECONDS
     while (!this.stopping) {
+      // Backpressure: finished tasks whose outcome is not recorded yet still hold leases; record
+      // them before leasing more.
+      if (this.pendingAcks() >= Math.max(ACK_BATCH, this.concurrency * 2)) await this.flushAcks()
       const free = this.concurrency - this.running.size
       // A round that started while tasks ran may have missed what they enqueued: never idle on it.
       const ranDuringRound = this.running.size > 0
@@ -213,7 +216,8 @@ export class Daemon {
       this.lastFullRound = free > 0 && leased === free
       if (this.lastFullRound) {
         idleDelay = POLL_MIN_SECONDS
-        await Promise.resolve()
+        // Yield to the macrotask queue (not just microtasks): outcome flushes run from setImmediate.
+        await new Promise((resolve) => setImmediate(resolve))
         continue
       }
       if (this.untilIdle && leased === 0 && this.running.size === 0 && !ranDuringRound) {
@@ -324,6 +328,12 @@ export class Daemon {
   private count(outcome: TaskOutcome) {
     const key = ({success: 'succeeded', fail: 'failed', retry: 'retried', yield: 'yielded', release: 'released'} as const)[outcome.kind]
     this.stats[key]++
+  }
+
+  private pendingAcks(): number {
+    let n = 0
+    for (const list of this.acks.values()) n += list.length
+    return n
   }
 
   private queueAck(outcome: TaskOutcome, followUps: TaskSpec[]) {

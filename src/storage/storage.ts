@@ -83,6 +83,13 @@ export class Storage {
       supportBigNumbers: true,
       connectTimeout: 5000,
     })
+    // READ COMMITTED: the lease and acknowledgement transactions lock the rows they touch, not the
+    // gaps between them (REPEATABLE READ's next-key locks make concurrent lease and archive wait on
+    // each other). Every correctness check is a row lock or a guarded UPDATE, so nothing relies on
+    // repeatable snapshots.
+    pool.on('connection', (connection) => {
+      connection.query('SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED')
+    })
     // mysql2's pool type and kysely's MysqlPool differ only in overload signatures.
     const db = new Kysely<TaskdSchema>({dialect: new MysqlDialect({pool: pool as never})})
     const storage = new Storage(db, MYSQL, target, {offsetSeconds: 0})
