@@ -8,6 +8,8 @@ import {sql} from 'kysely'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
 import type {MigrateLegacyResult} from '../src/commands/migrate/legacy.js'
+import {mapLease, ownerEpoch, requestRow} from '../src/migrate/legacy-mapping.js'
+import {parseClassMap, parseSourceUrl} from '../src/migrate/legacy.js'
 import {enqueueTasks} from '../src/generators/queue/enqueue.js'
 import {Storage} from '../src/storage/storage.js'
 import {DIALECTS, openTestStorage, until, type TestDatabase} from './helpers/databases.js'
@@ -392,6 +394,60 @@ function writeConfig(): {dir: string; file: string} {
 }
 
 const mapArgs = Object.entries(CLASS_MAP).flatMap(([from, to]) => ['--map-class', `${from}=${to}`])
+
+describe('legacy mapping rules (no database)', () => {
+  const now = 1_800_000_000
+  const row = (leaseOwner: string | null, leaseExpires: number | null, failureTime: number | null = null) => ({leaseOwner, leaseExpires, failureTime, dateCreated: now - 5000})
+
+  it('maps every lease state: waits hold until leaseExpires, leases no taskd daemon holds are freed', () => {
+    const owner = `4242:${now - 100}:web01.example.com:7`
+    expect(ownerEpoch(owner)).toBe(now - 100)
+    expect(ownerEpoch('not-an-owner')).toBeNull()
+    const cases: [ReturnType<typeof row>, string, number, string | null][] = [
+      [row(null, null), 'unleased', now - 5000, null],
+      [row(null, 0), 'unleased', now - 5000, null],
+      [row(null, now + 60), 'delayed', now + 60, null],
+      [row('(yield)', now + 60), 'yielded', now + 60, null],
+      [row('(yield)', now - 60), 'yield-over', now - 5000, null],
+      [row(owner, now + 7100), 'lease-released', now - 5000, null],
+      [row(owner, now + 7100, now - 3000), 'lease-released', now - 5000, null],
+      [row(owner, now - 1), 'lease-expired', now - 5000, null],
+      [row(owner, now + 200, now - 90), 'retry-wait', now + 200, null],
+      [row(owner, now - 1, now - 90), 'retry-due', now - 5000, null],
+      [row('garbage', now + 200, now - 90), 'lease-released', now - 5000, null],
+    ]
+    for (const [input, kind, available, leaseOwner] of cases) {
+      expect(mapLease(input, now, false), JSON.stringify(input)).toEqual({kind, available_at: available, lease_owner: leaseOwner, lease_expires: null})
+    }
+    expect(mapLease(row(owner, now + 7100), now, true)).toEqual({kind: 'lease-kept', available_at: now - 5000, lease_owner: owner, lease_expires: now + 7100})
+    // A wait is a wait with --keep-leases too.
+    expect(mapLease(row(owner, now + 200, now - 90), now, true).kind).toBe('retry-wait')
+  })
+
+  it('parses --source without printing its password, and ignores its database part', () => {
+    const target = parseSourceUrl('mysql://phab:s3cr%40t@db.internal:3307/phabricator_worker')
+    expect(target).toEqual({host: 'db.internal', port: 3307, user: 'phab', password: 's3cr@t', url: 'mysql://phab:***@db.internal:3307'})
+    expect(parseSourceUrl('mariadb://db.internal').url).toBe('mysql://root@db.internal:3306')
+    expect(() => parseSourceUrl('postgres://u:hunter2@h/db')).toThrow(/expected mysql:\/\/.*/)
+    expect(() => parseSourceUrl('postgres://u:hunter2@h/db')).not.toThrow(/hunter2/)
+  })
+
+  it('parses --map-class and rejects malformed or contradictory maps', () => {
+    expect([...parseClassMap(['A=b.c', 'D=e'])]).toEqual([
+      ['A', 'b.c'],
+      ['D', 'e'],
+    ])
+    expect(() => parseClassMap(['A'])).toThrow(/expected Old=New/)
+    expect(() => parseClassMap(['A=b', 'A=c'])).toThrow(/twice/)
+  })
+
+  it('keeps a request whose properties are unusable, as failed, with the reason', () => {
+    const base = {id: 1, phid: 'PHID-HWBR-aaaaaaaaaaaaaaaaaaaa', webhookPHID: 'PHID-HWBH-x', objectPHID: 'PHID-TASK-bbbbbbbbbbbbbbbbbbbb', lastRequestResult: 'none', lastRequestEpoch: 0, dateCreated: 10, dateModified: 20}
+    const bad = requestRow({...base, status: 'queued', properties: '[1, 2]'})
+    expect(bad).toMatchObject({status: 'failed', last_error_type: 'internal', last_error_message: expect.stringMatching(/not a JSON object/) as unknown})
+    expect(JSON.parse(bad.payload)).toEqual({object: {type: 'TASK', phid: base.objectPHID}, triggers: [], action: {test: false, silent: false, secure: false, epoch: 10}, transactions: []})
+  })
+})
 
 describe.each(DIALECTS)('taskd migrate legacy into $name', ({name, skip}) => {
   const off = skip || MYSQL_DOWN

@@ -1,5 +1,6 @@
 import type {Insertable} from 'kysely'
 
+import {MAX_PRIORITY} from '../core/priority.js'
 import {ARCHIVE_RESULT, type TaskArchiveTable, type TasksTable, type WebhookRequestStatus, type WebhookStatus, type WebhooksTable, type WebhookRequestsTable} from '../storage/schema.js'
 import type {LegacyArchiveRow, LegacyHookRow, LegacyRequestRow, LegacyTaskRow} from './legacy-source.js'
 
@@ -78,6 +79,11 @@ export function storedData(row: Pick<LegacyTaskRow, 'data' | 'dataID'>): string 
 
 export type ClassMap = ReadonlyMap<string, string>
 
+/** Phabricator priorities are unsigned 32-bit; taskd's stop at 2^31 − 1 (no real install comes near). */
+export function clampPriority(priority: number): number {
+  return Math.min(Math.max(priority, 0), MAX_PRIORITY)
+}
+
 export function targetClass(taskClass: string, classMap: ClassMap): string {
   return classMap.get(taskClass) ?? taskClass
 }
@@ -89,7 +95,7 @@ type ArchiveInsert = Omit<Insertable<TaskArchiveTable>, 'id'>
 export function activeTaskRow(row: LegacyTaskRow, lease: LeaseMapping, classMap: ClassMap): TaskInsert {
   return {
     task_class: targetClass(row.taskClass, classMap),
-    priority: row.priority,
+    priority: clampPriority(row.priority),
     data: storedData(row),
     object_ref: row.objectPHID,
     container_ref: row.containerPHID,
@@ -110,7 +116,7 @@ export function activeTaskRow(row: LegacyTaskRow, lease: LeaseMapping, classMap:
 export function failedActiveTaskRow(row: LegacyTaskRow, reason: string, now: number, classMap: ClassMap): ArchiveInsert {
   return {
     task_class: targetClass(row.taskClass, classMap),
-    priority: row.priority,
+    priority: clampPriority(row.priority),
     data: storedData(row),
     object_ref: row.objectPHID,
     container_ref: row.containerPHID,
@@ -138,7 +144,7 @@ export function archiveTaskRow(row: LegacyArchiveRow, classMap: ClassMap): Archi
   const problem = archiveProblem(row)
   return {
     task_class: targetClass(row.taskClass, classMap),
-    priority: row.priority,
+    priority: clampPriority(row.priority),
     data: storedData(row),
     object_ref: row.objectPHID,
     container_ref: row.containerPHID,

@@ -15,7 +15,7 @@ export default class MigrateLegacy extends BaseCommand<typeof MigrateLegacy> {
   static override description = `Reads <namespace>_worker (worker_activetask, worker_archivetask, worker_taskdata, lisk_counter) and <namespace>_herald (herald_webhook, herald_webhookrequest) on the --source server and writes taskd's tasks, archive, hooks and request history. The source is only read unless --delete-migrated is given. What was imported is tracked in taskd_legacy_imports, so a rerun changes nothing and an interrupted run resumes. Exits 1 when a source row could not be migrated as it is (the ids are listed).`
   static override examples = [
     '<%= config.bin %> <%= command.id %> --source mysql://phab:secret@db.internal --dry-run',
-    '<%= config.bin %> <%= command.id %> --source mysql://phab:secret@db.internal --include-archive --map-class PhabricatorSearchWorker=app.reindex',
+    'TASKD_LEGACY_SOURCE_URL=mysql://phab:secret@db.internal <%= config.bin %> <%= command.id %> --include-archive --map-class PhabricatorSearchWorker=app.reindex',
   ]
   static override flags = {
     source: Flags.string({
