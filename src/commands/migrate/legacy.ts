@@ -74,12 +74,12 @@ export default class MigrateLegacy extends BaseCommand<typeof MigrateLegacy> {
 
   private render(report: LegacyMigrationReport): void {
     const deleting = this.flags['delete-migrated'] && !report.dryRun
-    const verb = report.dryRun ? 'would ' : ''
+    const [imported, converted, failed] = report.dryRun ? ['would import', 'would convert', 'would import as failed'] : ['imported', 'converted', 'imported as failed']
     if (report.dryRun) this.log('Dry run: nothing was written.')
     this.log(`From ${report.source} (${report.namespace}) into ${report.target}`)
     this.log(
       renderTable(
-        ['source table', 'rows', `${verb}import`, `${verb}convert`, `${verb}import as failed`, 'skipped', 'already imported', ...(deleting ? ['deleted'] : [])],
+        ['source table', 'rows', imported, converted, failed, 'skipped', 'already imported', ...(deleting ? ['deleted'] : [])],
         Object.values(report.tables).map((t) => [
           t.sourceTable + (t.included ? '' : ' (not included)'),
           t.total,
