@@ -353,7 +353,13 @@ export class LegacySource {
   async deleteRows(table: LegacyTableKey, ids: readonly number[], dataIds: readonly number[] = []): Promise<number> {
     if (ids.length === 0) return 0
     return this.db.transaction().execute(async (trx) => {
-      const result = await sql`delete from ${this.ref(this.schemaOf(table), table)} where id in (${sql.join([...ids])})`.execute(trx)
+      // One primary-key lookup per row: with `id IN (…)` over a large part of a small table InnoDB
+      // scans (and so locks) every row, and would wait on rows it is not deleting.
+      let deleted = 0
+      for (const id of ids) {
+        const result = await sql`delete from ${this.ref(this.schemaOf(table), table)} where id = ${id}`.execute(trx)
+        deleted += Number(result.numAffectedRows ?? 0)
+      }
       const data = new Set(dataIds)
       if (data.size > 0) {
         // Plain (non-locking) reads: a DELETE … WHERE id NOT IN (SELECT …) would lock every row it scans.
@@ -363,9 +369,9 @@ export class LegacySource {
           const {rows} = await sql<{d: RawValue}>`select dataID as d from ${this.ref(this.workerSchema, table)} where dataID in (${candidates})`.execute(trx)
           for (const r of rows) data.delete(num(r.d))
         }
-        if (data.size > 0) await sql`delete from ${this.ref(this.workerSchema, 'worker_taskdata')} where id in (${sql.join([...data])})`.execute(trx)
+        for (const id of data) await sql`delete from ${this.ref(this.workerSchema, 'worker_taskdata')} where id = ${id}`.execute(trx)
       }
-      return Number(result.numAffectedRows ?? 0)
+      return deleted
     })
   }
 
