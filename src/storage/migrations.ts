@@ -164,6 +164,27 @@ function buildMigrations(d: DialectProfile): Record<string, Migration> {
         await db.schema.dropTable('taskd_webhooks').ifExists().execute()
       },
     },
+    '0003_legacy_imports': {
+      // What `taskd migrate legacy` imported: one row per source row (source table + legacy id), so
+      // a rerun skips it and an interrupted run resumes. Written in the same transaction as the rows.
+      async up(db: AnyDb) {
+        await table(db, 'taskd_legacy_imports')
+          .addColumn('source_table', 'varchar(128)', (c) => c.notNull())
+          .addColumn('legacy_id', 'bigint', (c) => c.notNull())
+          .addColumn('legacy_phid', 'varchar(64)')
+          .addColumn('outcome', 'varchar(16)', (c) => c.notNull())
+          .addColumn('target_table', 'varchar(64)')
+          .addColumn('target_id', 'bigint')
+          .addColumn('detail', 'text')
+          .addColumn('imported_at', 'bigint', (c) => c.notNull())
+          .addPrimaryKeyConstraint('taskd_legacy_imports_pk', ['source_table', 'legacy_id'])
+          .execute()
+        await db.schema.createIndex('taskd_legacy_imports_phid').on('taskd_legacy_imports').columns(['source_table', 'legacy_phid']).execute()
+      },
+      async down(db: AnyDb) {
+        await db.schema.dropTable('taskd_legacy_imports').ifExists().execute()
+      },
+    },
   }
 }
 

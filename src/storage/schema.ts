@@ -131,6 +131,23 @@ export interface WebhookRequestsTable {
   legacy_id: number | null
 }
 
+/** Outcome of one imported legacy row: copied, folded into another row (webhook tasks), or imported as failed. */
+export type LegacyImportOutcome = 'imported' | 'converted' | 'failed'
+
+/** What `taskd migrate legacy` imported: source table + legacy id → target row (resume and idempotence). */
+export interface LegacyImportsTable {
+  /** Schema-qualified source table, e.g. `phabricator_worker.worker_activetask`. */
+  source_table: string
+  legacy_id: number
+  legacy_phid: string | null
+  outcome: LegacyImportOutcome
+  target_table: string | null
+  target_id: number | null
+  /** Why a row was imported as failed, or what it was converted into. */
+  detail: string | null
+  imported_at: number
+}
+
 export interface TaskdSchema {
   taskd_tasks: TasksTable
   taskd_task_archive: TaskArchiveTable
@@ -139,4 +156,5 @@ export interface TaskdSchema {
   taskd_gc_policies: GcPoliciesTable
   taskd_webhooks: WebhooksTable
   taskd_webhook_requests: WebhookRequestsTable
+  taskd_legacy_imports: LegacyImportsTable
 }
