@@ -73,3 +73,4 @@ export {
   type TaskDetail,
   type MutationResult,
 } from './generators/queue/admin.js'
+export {migrateLegacy, type LegacyMigrationOptions, type LegacyMigrationReport} from './migrate/legacy.js'

@@ -147,11 +147,6 @@ type Tracked = Map<number, Pick<LegacyImportsTable, 'outcome' | 'detail' | 'targ
 type TaskValues = Insertable<TasksTable>
 type ArchiveValues = Insertable<TaskArchiveTable>
 
-function isDuplicateKey(error: unknown): boolean {
-  const code = String((error as {code?: unknown})?.code ?? '')
-  return code === 'ER_DUP_ENTRY' || code === 'SQLITE_CONSTRAINT_PRIMARYKEY' || code === 'SQLITE_CONSTRAINT_UNIQUE'
-}
-
 async function insertChunked<T>(rows: readonly T[], insert: (chunk: T[]) => Promise<unknown>): Promise<void> {
   for (let i = 0; i < rows.length; i += INSERT_CHUNK) await insert(rows.slice(i, i + INSERT_CHUNK))
 }
@@ -358,7 +353,7 @@ class LegacyMigration {
       try {
         return await fn()
       } catch (error) {
-        if (attempt >= DUPLICATE_RETRIES || !isDuplicateKey(error)) throw error
+        if (attempt >= DUPLICATE_RETRIES || !this.storage.dialect.isDuplicateKey(error)) throw error
       }
     }
   }

@@ -21,6 +21,12 @@ export interface DialectProfile {
   isRetryable(error: unknown): boolean
   /** Errors that mean the connection to the server is gone (the pool reconnects on the next query). */
   isConnectionLoss(error: unknown): boolean
+  /** One clock for every process: a server's clock is read at connect (SQLite's is the local one). */
+  readonly serverClock: boolean
+  /** The schema may be created on demand by any command (an embedded file has no operator to ask). */
+  readonly autoMigrate: boolean
+  /** A primary-key or unique-key collision. */
+  isDuplicateKey(error: unknown): boolean
 }
 
 const errorCode = (error: unknown): string | undefined =>
@@ -29,16 +35,21 @@ const errorCode = (error: unknown): string | undefined =>
 export const SQLITE: DialectProfile = {
   name: 'sqlite',
   rowLocks: false,
+  serverClock: false,
+  autoMigrate: true,
   autoIdType: 'integer',
   largeText: sql`text`,
   tableOptions: null,
   isRetryable: (error) => ['SQLITE_BUSY', 'SQLITE_BUSY_SNAPSHOT', 'SQLITE_LOCKED'].includes(errorCode(error) ?? ''),
   isConnectionLoss: () => false,
+  isDuplicateKey: (error) => ['SQLITE_CONSTRAINT_PRIMARYKEY', 'SQLITE_CONSTRAINT_UNIQUE'].includes(errorCode(error) ?? ''),
 }
 
 export const MYSQL: DialectProfile = {
   name: 'mysql',
   rowLocks: true,
+  serverClock: true,
+  autoMigrate: false,
   autoIdType: 'bigint',
   largeText: sql`longtext`,
   tableOptions: sql`ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin`,
@@ -55,4 +66,5 @@ export const MYSQL: DialectProfile = {
       'ER_QUERY_INTERRUPTED',
       'PROTOCOL_ENQUEUE_AFTER_FATAL_ERROR',
     ].includes(errorCode(error) ?? '') || /closed state|Connection lost/i.test(String((error as Error)?.message ?? '')),
+  isDuplicateKey: (error) => errorCode(error) === 'ER_DUP_ENTRY',
 }

@@ -71,8 +71,8 @@ function emptyState(generator: string, key: string): GeneratorState {
 /** Creates the row if it is missing (idempotent, safe under races: insert-or-ignore). */
 export async function ensureState(store: Storage, generator: string, key = GENERATOR_ROW): Promise<void> {
   const values = {generator, state_key: key, updated_at: store.now()}
-  const insert = store.db.insertInto('taskd_generator_state').values(values)
-  await (store.dialect.name === 'mysql' ? insert.ignore() : insert.onConflict((oc) => oc.doNothing())).execute()
+  // INSERT IGNORE on MySQL, INSERT OR IGNORE on SQLite: kysely compiles orIgnore() for each.
+  await store.db.insertInto('taskd_generator_state').values(values).orIgnore().execute()
 }
 
 export async function getState(store: Storage, generator: string, key = GENERATOR_ROW): Promise<GeneratorState> {

@@ -242,7 +242,7 @@ export async function migrateToLatest(storage: Storage): Promise<string[]> {
 export async function ensureSchema(storage: Storage, options: {autoMigrate?: boolean} = {}): Promise<void> {
   const pending = (await migrationStatus(storage)).filter((m) => !m.applied)
   if (pending.length === 0) return
-  if (options.autoMigrate ?? storage.dialect.name === 'sqlite') {
+  if (options.autoMigrate ?? storage.dialect.autoMigrate) {
     await migrateToLatest(storage)
     return
   }

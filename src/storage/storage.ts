@@ -113,7 +113,7 @@ export class Storage {
 
   /** Measures the offset between the local clock and the database's, so every daemon shares one clock. */
   async syncClock(): Promise<void> {
-    if (this.dialect.name === 'sqlite') return
+    if (!this.dialect.serverClock) return
     const before = Date.now()
     const {rows} = await sql<{t: string}>`select unix_timestamp(now(6)) as t`.execute(this.db)
     const local = (before + Date.now()) / 2000
