@@ -19,6 +19,7 @@ import {DIALECTS, openTestStorage, until, type TestDatabase} from './helpers/dat
  */
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
 const CHAOS_TASKS = Number(process.env.TASKD_CHAOS_TASKS ?? 5000)
+const CHAOS_SECONDS = Number(process.env.TASKD_CHAOS_SECONDS ?? 120)
 const mysql = DIALECTS.find((d) => d.name === 'mysql')!
 
 interface Daemon {
@@ -84,7 +85,7 @@ describe.skipIf(mysql.skip)('crash chaos on MariaDB: SIGKILLed daemons lose noth
     rmSync(dir, {recursive: true, force: true})
   })
 
-  it(`drains ${CHAOS_TASKS} tasks while a daemon is killed about every second`, {timeout: 240_000}, async () => {
+  it(`drains ${CHAOS_TASKS} tasks while a daemon is killed about every second`, {timeout: (CHAOS_SECONDS + 120) * 1000}, async () => {
     for (let i = 0; i < CHAOS_TASKS; i += 1000) {
       await enqueueTasks(storage, Array.from({length: Math.min(1000, CHAOS_TASKS - i)}, (_, j) => ({taskClass: 'app.record', data: {n: i + j + 1}})))
     }
@@ -93,7 +94,7 @@ describe.skipIf(mysql.skip)('crash chaos on MariaDB: SIGKILLed daemons lose noth
     const kills = new Map<number, number>()
     const live = () => daemons.filter((d) => !kills.has(d.pid))
     for (let i = 0; i < 3; i++) daemons.push(startDaemon(args, dir, env))
-    const deadline = Date.now() + Number(process.env.TASKD_CHAOS_SECONDS ?? 120) * 1000
+    const deadline = Date.now() + CHAOS_SECONDS * 1000
     let killed = 0
     while ((await count(storage, 'taskd_task_archive')) < CHAOS_TASKS) {
       expect(Date.now(), 'chaos run took too long').toBeLessThan(deadline)
