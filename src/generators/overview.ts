@@ -1,6 +1,6 @@
 import type {GeneratorSummary, TaskGenerator} from '../core/generator.js'
 import {describeError} from '../core/errors.js'
-import {GENERATOR_ROW, listStates, type GeneratorState} from '../storage/generator-state.js'
+import {GENERATOR_ROW, getState, listStates, setPaused, type GeneratorState} from '../storage/generator-state.js'
 import type {Storage} from '../storage/storage.js'
 
 export type GeneratorStatusName = 'ready' | 'idle' | 'sleeping' | 'running' | 'paused' | 'failing'
@@ -78,4 +78,18 @@ export async function overviewGenerators(store: Storage, generators: readonly Ta
     })
   }
   return result
+}
+
+export interface PauseResult {
+  generator: string
+  paused: boolean
+  /** False when the generator already was in that state (safe to rerun). */
+  changed: boolean
+}
+
+/** Pauses or resumes a generator for every daemon (they notice at their next heartbeat). */
+export async function pauseGenerator(store: Storage, key: string, paused: boolean): Promise<PauseResult> {
+  const before = (await getState(store, key)).paused
+  await setPaused(store, key, paused)
+  return {generator: key, paused, changed: before !== paused}
 }

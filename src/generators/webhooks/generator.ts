@@ -67,7 +67,7 @@ function deliverableHooks(store: Storage, now: number, hookId?: number, dueBy = 
 function nextRequest(store: Storage, hookId: number, now: number) {
   return store.db
     .selectFrom('taskd_webhook_requests')
-    .select(['id', 'event_type'])
+    .select(['id', 'event_type', 'attempts'])
     .where('hook_id', '=', hookId)
     .where('status', '=', 'queued')
     .where('next_attempt_at', '<=', now)
@@ -267,16 +267,7 @@ export function webhooksGenerator(options: WebhookOptions = {}): TaskGenerator<S
       const hooks = await deliverableHooks(store, now).limit(limit).execute()
       const tasks: DynamicTask[] = []
       for (const hook of hooks) {
-        const request = await store.db
-          .selectFrom('taskd_webhook_requests')
-          .select(['id', 'event_type', 'attempts'])
-          .where('hook_id', '=', Number(hook.id))
-          .where('status', '=', 'queued')
-          .where('next_attempt_at', '<=', now)
-          .orderBy('next_attempt_at')
-          .orderBy('id')
-          .limit(1)
-          .executeTakeFirst()
+        const request = await nextRequest(store, Number(hook.id), now)
         if (request) tasks.push(requestTask({id: Number(hook.id), name: hook.name}, request, null, Number(request.attempts)))
       }
       return tasks

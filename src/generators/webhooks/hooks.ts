@@ -1,7 +1,7 @@
-import type {Kysely, Selectable} from 'kysely'
+import type {Insertable, Kysely, Selectable} from 'kysely'
 
 import {TaskdError, usageError} from '../../core/errors.js'
-import type {TaskdSchema, WebhookStatus, WebhooksTable} from '../../storage/schema.js'
+import type {TaskdSchema, WebhookRequestStatus, WebhookRequestsTable, WebhookStatus, WebhooksTable} from '../../storage/schema.js'
 import {Storage} from '../../storage/storage.js'
 import {encodeTaskData, localEnqueueSignal} from '../queue/enqueue.js'
 import {generateSecret, maskSecret} from './delivery.js'
@@ -121,6 +121,30 @@ export function eventMatches(pattern: string, eventType: string): boolean {
   return regex.test(eventType)
 }
 
+/** A fresh request row: queued and due now unless told otherwise. */
+export function newRequestRow(input: {hookId: number; eventType: string; objectRef: string | null; payload: string; now: number; status?: WebhookRequestStatus; test?: boolean}): Insertable<WebhookRequestsTable> {
+  return {
+    hook_id: input.hookId,
+    event_type: input.eventType,
+    object_ref: input.objectRef,
+    payload: input.payload,
+    status: input.status ?? 'queued',
+    attempts: 0,
+    next_attempt_at: input.now,
+    last_attempt_at: null,
+    last_error_type: null,
+    last_error_code: null,
+    last_error_message: null,
+    response_status: null,
+    response_body: null,
+    is_test: input.test ? 1 : 0,
+    created_at: input.now,
+    updated_at: input.now,
+    sent_at: null,
+    legacy_id: null,
+  }
+}
+
 export interface PublishedEvent {
   eventType: string
   objectRef: string | null
@@ -144,24 +168,7 @@ export async function publishWebhookEvent(target: Storage | Kysely<any>, event: 
     for (const hook of matching) {
       const result = await db
         .insertInto('taskd_webhook_requests')
-        .values({
-          hook_id: Number(hook.id),
-          event_type: event.eventType,
-          object_ref: event.objectRef ?? null,
-          payload,
-          status: 'queued',
-          next_attempt_at: now,
-          last_attempt_at: null,
-          last_error_type: null,
-          last_error_code: null,
-          last_error_message: null,
-          response_status: null,
-          response_body: null,
-          created_at: now,
-          updated_at: now,
-          sent_at: null,
-          legacy_id: null,
-        })
+        .values(newRequestRow({hookId: Number(hook.id), eventType: event.eventType, objectRef: event.objectRef ?? null, payload, now}))
         .executeTakeFirstOrThrow()
       requests.push({id: Number(result.insertId), hookId: Number(hook.id)})
     }

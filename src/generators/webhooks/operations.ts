@@ -4,7 +4,7 @@ import {ARCHIVE_RESULT, type TasksTable, type WebhookRequestStatus} from '../../
 import type {Storage} from '../../storage/storage.js'
 import {deliverWebhook, type DeliveryResult} from './delivery.js'
 import {leaseWebhookRequests, deliverRequest, recordAttempt} from './generator.js'
-import {getHookRow} from './hooks.js'
+import {getHookRow, newRequestRow} from './hooks.js'
 import {parseCidrs} from './outbound.js'
 
 /**
@@ -229,26 +229,8 @@ export async function testHook(store: Storage, hookId: number, options: {allowCi
   const now = store.now()
   const inserted = await store.db
     .insertInto('taskd_webhook_requests')
-    .values({
-      hook_id: hookId,
-      event_type: 'taskd.test',
-      object_ref: null,
-      payload: JSON.stringify({message: 'test request from taskd webhooks test'}),
-      status: 'failed',
-      attempts: 0,
-      next_attempt_at: now,
-      last_attempt_at: null,
-      last_error_type: null,
-      last_error_code: null,
-      last_error_message: null,
-      response_status: null,
-      response_body: null,
-      is_test: 1,
-      created_at: now,
-      updated_at: now,
-      sent_at: null,
-      legacy_id: null,
-    })
+    // Recorded as failed until the answer says otherwise: a test is never queued for a retry.
+    .values(newRequestRow({hookId, eventType: 'taskd.test', objectRef: null, payload: JSON.stringify({message: 'test request from taskd webhooks test'}), now, status: 'failed', test: true}))
     .executeTakeFirstOrThrow()
   const requestId = Number(inserted.insertId)
   const result = await deliverWebhook(
