@@ -14,6 +14,11 @@ export interface RankedGenerator {
 export interface FillOperations<G> {
   /** Best priority ready now, or null. */
   ready(generator: G): Promise<number | null>
+  /**
+   * A cheap stand-in for ready(): a generator whose last lease came back full still has work at
+   * about that priority, so asking again would cost a round trip for nothing.
+   */
+  hint?(generator: G): number | null
   /** Lease up to `limit` tasks; returns how many were leased. */
   lease(generator: G, limit: number): Promise<number>
 }
@@ -33,7 +38,7 @@ export async function fillSlots<G extends RankedGenerator>(generators: readonly 
         known.push({generator: next, best: next.priorityRange.min})
         break
       }
-      const best = await ops.ready(next)
+      const best = ops.hint?.(next) ?? (await ops.ready(next))
       if (best !== null) known.push({generator: next, best})
     }
     if (known.length === 0) break

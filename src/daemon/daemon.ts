@@ -49,6 +49,10 @@ interface PendingAck {
 const POLL_MIN_SECONDS = 0.005
 const DEFAULT_GRACE_SECONDS = 30
 const ACK_BATCH = 256
+/** Outcome batches recorded at once (each its own transaction and connection). */
+const PARALLEL_ACK_BATCHES = 4
+/** Tasks per lease call; bigger fills run several lease calls at once. */
+const LEASE_BATCH = 64
 
 /** Handlers by task class: built-in diagnostics, then each generator's own, then the user's (which win). */
 export function buildHandlerRegistry(generators: readonly TaskGenerator<Storage>[], userHandlers: Readonly<Record<string, HandlerInput>> = {}): Map<string, ResolvedHandler> {
@@ -90,6 +94,8 @@ export class Daemon {
   private waitingForSlot = false
   private wakePending = false
   private needsReclaim = false
+  /** Generators whose last lease came back full, with the best priority it held (see fillSlots). */
+  private readonly fullLeaseHint = new Map<string, number>()
   /** Outcome batches recorded so far. */
   private flushes = 0
   private consecutiveErrors = 0
@@ -271,10 +277,17 @@ export class Daemon {
     }
     return fillSlots(this.activeGenerators(), free, {
       ready: (g) => g.ready(this.ctx(), {priorityCeiling: this.priorityCeiling}),
+      hint: (g) => this.fullLeaseHint.get(g.key) ?? null,
       lease: async (g, limit) => {
-        const tasks = await g.lease(this.ctx(), {limit, leaseSeconds: this.leaseSeconds, priorityCeiling: this.priorityCeiling})
+        // Large fills are leased in parallel batches: a lease round is latency-bound (a few round
+        // trips and a commit), so on a server several rounds at once multiply throughput.
+        const sizes = Array.from({length: Math.ceil(limit / LEASE_BATCH)}, (_, i) => Math.min(LEASE_BATCH, limit - i * LEASE_BATCH))
+        const batches = await Promise.all(sizes.map((size) => g.lease(this.ctx(), {limit: size, leaseSeconds: this.leaseSeconds, priorityCeiling: this.priorityCeiling})))
+        const tasks = batches.flat()
         for (const task of tasks) this.launch(g, task)
         this.stats.leased += tasks.length
+        if (tasks.length === limit && tasks.length > 0) this.fullLeaseHint.set(g.key, Math.min(...tasks.map((t) => t.priority)))
+        else this.fullLeaseHint.delete(g.key)
         return tasks.length
       },
     })
@@ -343,43 +356,60 @@ export class Daemon {
     if (!this.flushing) setImmediate(() => void this.flushAcks())
   }
 
-  /** Hands queued outcomes to their generators, one transaction per generator batch. */
+  /**
+   * Hands queued outcomes to their generators: one transaction per batch, a few batches at once.
+   * Outcomes stay in `acks` until their batch commits, so the heartbeat keeps their leases alive.
+   */
   private async flushAcks(): Promise<void> {
     while (this.flushing) await this.flushing
     if (this.acks.size === 0) return
     this.flushing = (async () => {
       try {
+        const work: {key: string; generator: TaskGenerator<Storage>; batch: PendingAck[]}[] = []
         for (const [key, list] of this.acks) {
           const generator = this.generators.get(key)
           if (!generator) continue
-          while (list.length > 0) {
-            const batch = list.slice(0, ACK_BATCH)
-            await this.storage.transaction(async (store) => {
-              const applied = new Set(await generator.complete(this.ctx(store), batch.map((b) => b.outcome)))
-              const followUps = batch.filter((b) => applied.has(b.outcome.task.ref)).flatMap((b) => b.followUps)
-              if (followUps.length > 0) await enqueueTasks(store, followUps)
-              for (const b of batch) {
-                if (!applied.has(b.outcome.task.ref)) {
-                  this.log.warn('outcome not recorded: the task is no longer leased by this daemon (taken over, or recorded by an earlier attempt)', {ref: b.outcome.task.ref})
-                }
-              }
-            })
-            list.splice(0, batch.length)
-            this.flushes++
-            // A recorded outcome can free work (a webhook hook's lease, a unit due again): look now.
-            this.wakeUp()
-          }
-          this.acks.delete(key)
+          for (let i = 0; i < list.length && work.length < PARALLEL_ACK_BATCHES; i += ACK_BATCH) work.push({key, generator, batch: list.slice(i, i + ACK_BATCH)})
         }
-      } catch (error) {
-        this.log.error('recording outcomes failed; will retry', {error: describeError(error)})
-        await new Promise((resolve) => setTimeout(resolve, 500))
+        const results = await Promise.allSettled(work.map(({generator, batch}) => this.recordBatch(generator, batch)))
+        let failure: unknown = null
+        results.forEach((result, i) => {
+          if (result.status === 'rejected') {
+            failure ??= result.reason
+            return
+          }
+          const {key, batch} = work[i]
+          const done = new Set(batch)
+          const left = (this.acks.get(key) ?? []).filter((entry) => !done.has(entry))
+          if (left.length > 0) this.acks.set(key, left)
+          else this.acks.delete(key)
+          this.flushes++
+        })
+        // A recorded outcome can free work (a webhook hook's lease, a unit due again): look now.
+        if (results.some((r) => r.status === 'fulfilled')) this.wakeUp()
+        if (failure !== null) {
+          this.log.error('recording outcomes failed; will retry', {error: describeError(failure)})
+          await new Promise((resolve) => setTimeout(resolve, 500))
+        }
       } finally {
         this.flushing = null
       }
     })()
     await this.flushing
     if (this.acks.size > 0 && !this.stopping) setImmediate(() => void this.flushAcks())
+  }
+
+  private async recordBatch(generator: TaskGenerator<Storage>, batch: readonly PendingAck[]): Promise<void> {
+    await this.storage.transaction(async (store) => {
+      const applied = new Set(await generator.complete(this.ctx(store), batch.map((b) => b.outcome)))
+      const followUps = batch.filter((b) => applied.has(b.outcome.task.ref)).flatMap((b) => b.followUps)
+      if (followUps.length > 0) await enqueueTasks(store, followUps)
+      for (const b of batch) {
+        if (!applied.has(b.outcome.task.ref)) {
+          this.log.warn('outcome not recorded: the task is no longer leased by this daemon (taken over, or recorded by an earlier attempt)', {ref: b.outcome.task.ref})
+        }
+      }
+    })
   }
 
   /** Extends leases of running tasks and tasks whose outcome is not recorded yet; updates the daemon row. */
@@ -479,7 +509,7 @@ export class Daemon {
       })
     }
     this.releaseRunning()
-    for (let attempt = 0; attempt < 20 && this.acks.size > 0; attempt++) await this.flushAcks()
+    for (let attempt = 0; attempt < 100 && this.acks.size > 0; attempt++) await this.flushAcks()
     if (this.heartbeatTimer) clearInterval(this.heartbeatTimer)
     localEnqueueSignal.off('enqueued', this.onLocalEnqueue)
     try {
