@@ -1,0 +1,24 @@
+import type {HandlerInput} from '../src/core/handler.js'
+import {NOOP_CLASS} from './protocol.js'
+
+/**
+ * A no-op handler for the bench's tasks that also counts: `allRan` resolves once `total` handlers
+ * have run. Drains stop on that (then `daemon.stop()` records the last outcomes) rather than on
+ * `untilIdle`, which on MariaDB can end a drain early (see BENCH.md, "Where the time goes").
+ */
+export function countingNoop(total: number | null): {handlers: Record<string, HandlerInput>; allRan: Promise<void>; count(): number} {
+  let ran = 0
+  let resolve: () => void = () => undefined
+  const allRan = new Promise<void>((r) => (resolve = r))
+  if (total === 0) resolve()
+  return {
+    handlers: {
+      [NOOP_CLASS]: () => {
+        ran++
+        if (ran === total) resolve()
+      },
+    },
+    allRan: total === null ? new Promise<void>(() => undefined) : allRan,
+    count: () => ran,
+  }
+}
