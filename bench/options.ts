@@ -15,7 +15,7 @@ export interface Sizes {
   /** Tasks per bulk-enqueue run. */
   enqueueTasks: number
   /** Tasks per drain run, by concurrency key. */
-  drainTasks: Record<'c1' | 'c16' | 'c64' | 'procs', number>
+  drainTasks: Record<'c1' | 'c16' | 'c64' | 'yield' | 'procs', number>
   /** Enqueue→handler-start samples per idle-latency run. */
   idleSamples: number
   /** Backlog sizes for the scheduling-round and peek cost. */
@@ -47,7 +47,7 @@ export interface BenchOptions {
 
 const SMOKE: Sizes = {
   enqueueTasks: 2_000,
-  drainTasks: {c1: 100, c16: 300, c64: 300, procs: 300},
+  drainTasks: {c1: 100, c16: 300, c64: 300, yield: 200, procs: 300},
   idleSamples: 3,
   backlogs: [1_000, 3_000],
   costCalls: 10,
@@ -59,13 +59,13 @@ const SMOKE: Sizes = {
 
 const FULL: Sizes = {
   enqueueTasks: 100_000,
-  drainTasks: {c1: 2_000, c16: 20_000, c64: 20_000, procs: 20_000},
+  drainTasks: {c1: 2_000, c16: 20_000, c64: 20_000, yield: 5_000, procs: 20_000},
   idleSamples: 20,
   backlogs: [10_000, 100_000],
   costCalls: 200,
   gcRows: 100_000,
-  rssTasks: 200_000,
-  ceilingRows: 50_000,
+  rssTasks: 150_000,
+  ceilingRows: 20_000,
   roundtrips: 5_000,
 }
 

@@ -1,6 +1,7 @@
 /**
  * Where the time goes in the drain path: `npx tsx bench/profile.ts [--dialect mysql|sqlite]
- * [--tasks N] [--concurrency C] [--cpu-prof FILE]`.
+ * [--tasks N] [--concurrency C] [--cpu-prof FILE] [--yield]` (--yield: the handler returns on the next
+ * event-loop turn, as one awaiting I/O would, instead of at once).
  *
  * Drains N no-op tasks with one in-process daemon (the drain.cC scenario) while
  * - counting every statement the driver receives, by shape (the driver's entry point is wrapped:
@@ -31,6 +32,7 @@ interface Args {
   concurrency: number
   cpuProf: string | null
   server: string
+  yieldTurn: boolean
 }
 
 function parseArgs(argv: readonly string[]): Args {
@@ -45,6 +47,7 @@ function parseArgs(argv: readonly string[]): Args {
     tasks: Number(value('--tasks') ?? 20_000),
     concurrency: Number(value('--concurrency') ?? 16),
     cpuProf: value('--cpu-prof') ?? null,
+    yieldTurn: argv.includes('--yield'),
     server: process.env.BENCH_MYSQL_URL ?? process.env.TASKD_TEST_MYSQL_URL ?? 'mysql://root@127.0.0.1:3306',
   }
 }
@@ -182,9 +185,10 @@ async function main() {
   const args = parseArgs(process.argv.slice(2))
   instrumentDrivers()
   const db = await createBenchDatabase(args.dialect, args.server)
+  let report = ''
   try {
     await db.fillTasks(args.tasks)
-    const noop = countingNoop(args.tasks)
+    const noop = countingNoop(args.tasks, {yieldTurn: args.yieldTurn})
     const daemon = new Daemon({storage: db.storage, generators: [queueGenerator], concurrency: args.concurrency, handlers: noop.handlers})
     const session = new Session()
     session.connect()
@@ -206,8 +210,9 @@ async function main() {
     session.disconnect()
     if (args.cpuProf) writeFileSync(args.cpuProf, JSON.stringify(profile))
 
-    const out = (line = '') => process.stdout.write(line + '\n')
-    out(`# drain ${args.tasks} tasks, ${args.dialect}, concurrency ${args.concurrency}: ${(ms / 1000).toFixed(2)} s, ${Math.round((args.tasks * 1000) / ms)} tasks/s (load ${os.loadavg()[0].toFixed(2)})`)
+    const lines: string[] = []
+    const out = (line = '') => void lines.push(line)
+    out(`# drain ${args.tasks} tasks, ${args.dialect}, concurrency ${args.concurrency}${args.yieldTurn ? ', handler yields one turn' : ''}: ${(ms / 1000).toFixed(2)} s, ${Math.round((args.tasks * 1000) / ms)} tasks/s (load ${os.loadavg()[0].toFixed(2)})`)
     out(`node CPU ${((used.user + used.system) / 1e6).toFixed(2)} s (${(((used.user + used.system) / 1e3 / ms) * 100).toFixed(0)}% of one core)` + (server !== null && serverAfter !== null ? `, MariaDB server CPU ${(serverAfter - server).toFixed(2)} s (${(((serverAfter - server) * 1e5) / ms).toFixed(0)}% of one core)` : ''))
     out(`stats ${JSON.stringify(daemon.stats)}`)
     out()
@@ -230,9 +235,13 @@ async function main() {
     out('| ms | share | function |')
     out('|---:|---:|---|')
     for (const [fn, v] of summary.byFunction) out(`| ${v.toFixed(0)} | ${((v / summary.totalMs) * 100).toFixed(1)}% | \`${fn}\` |`)
+    report = lines.join('\n') + '\n'
   } finally {
     await db.drop()
   }
+  // Written after the database is dropped, so a closed pipe (`| head`) cannot leave it behind.
+  process.stdout.on('error', () => undefined)
+  process.stdout.write(report)
 }
 
 await main()

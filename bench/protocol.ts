@@ -3,6 +3,7 @@ export type WorkerConfig =
   /** Drains until told to stop (total: null), or stops itself after `total` tasks. */
   | {mode: 'drain'; url: string; concurrency: number; total: number | null}
   | {mode: 'idle'; url: string; pollMaxSeconds: number}
+  /** Drains `total` tasks; samples its own memory (when its event loop lets it) and event-loop stalls. */
   | {mode: 'rss'; url: string; concurrency: number; total: number; sampleMs: number}
 
 export interface DaemonStats {
@@ -14,9 +15,7 @@ export interface DaemonStats {
 export interface MemorySample {
   /** Milliseconds since the worker was told to go. */
   t: number
-  succeeded: number
   rssMb: number
-  heapMb: number
 }
 
 export type ToWorker = {type: 'go'} | {type: 'stop'}
@@ -24,7 +23,7 @@ export type ToWorker = {type: 'go'} | {type: 'stop'}
 export type FromWorker =
   | {type: 'ready'}
   | {type: 'started'; seq: number}
-  | {type: 'done'; ms: number; stats: DaemonStats; samples?: MemorySample[]; heapAfterGcMb?: {baseline: number; end: number}}
+  | {type: 'done'; ms: number; stats: DaemonStats; samples?: MemorySample[]; heapAfterGcMb?: {start: number; end: number}; loopStallMaxMs?: number}
   | {type: 'error'; message: string}
 
 export const PING_CLASS = 'bench.ping'

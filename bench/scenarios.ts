@@ -2,6 +2,8 @@
  * The scenarios. Each group runs on one BenchDatabase and returns its results; the ceilings group
  * runs first so every later result can be read as a fraction of what the driver alone achieves.
  */
+import {readFileSync} from 'node:fs'
+
 import type {TaskSpec} from '../src/core/task.js'
 import {fillSlots} from '../src/core/scheduler.js'
 import {Daemon} from '../src/daemon/daemon.js'
@@ -13,7 +15,7 @@ import {spawnWorker, type WorkerHandle} from './child.js'
 import type {BenchDatabase} from './databases.js'
 import {countingNoop} from './drain.js'
 import type {BenchOptions, Dialect} from './options.js'
-import {PING_CLASS, type FromWorker} from './protocol.js'
+import {PING_CLASS, type FromWorker, type MemorySample} from './protocol.js'
 import {summarize, type BenchResult, type ParamValue, type Unit} from './report.js'
 import {median, nowMs, percentile, sleep} from './stats.js'
 
@@ -142,10 +144,10 @@ const enqueueGroup: ScenarioGroup = {
  * Drains `tasks` ready no-op tasks with one in-process daemon; returns tasks/s end to end (lease,
  * run, archive): from start() until stop() has recorded the last outcome.
  */
-async function drainInProcess(db: BenchDatabase, tasks: number, concurrency: number): Promise<number> {
+async function drainInProcess(db: BenchDatabase, tasks: number, concurrency: number, yieldTurn = false): Promise<number> {
   await db.reset()
   await db.fillTasks(tasks)
-  const noop = countingNoop(tasks)
+  const noop = countingNoop(tasks, {yieldTurn})
   const daemon = new Daemon({storage: db.storage, generators: [queueGenerator], concurrency, handlers: noop.handlers})
   const start = nowMs()
   await daemon.start()
@@ -182,7 +184,7 @@ const PROCESS_CONCURRENCY = 16
 
 const drainGroup: ScenarioGroup = {
   group: 'drain',
-  names: () => [...DRAIN_CONCURRENCY.map((c) => `drain.c${c}`), `drain.2proc.c${PROCESS_CONCURRENCY}`],
+  names: () => [...DRAIN_CONCURRENCY.map((c) => `drain.c${c}`), 'drain.c16.yield', `drain.2proc.c${PROCESS_CONCURRENCY}`],
   async run(ctx) {
     const out: BenchResult[] = []
     const sizes = ctx.options.sizes.drainTasks
@@ -192,6 +194,11 @@ const drainGroup: ScenarioGroup = {
       const tasks = sizes[`c${c}`]
       const values = await repeat(ctx, name, () => drainInProcess(ctx.db, tasks, c))
       out.push(result(ctx, name, {tasks, concurrency: c, processes: 1}, 'tasks/s', values, 'ceiling.claim_delete'))
+    }
+    if (wanted(ctx.options, 'drain', 'drain.c16.yield')) {
+      // The same no-op, but returning on the next event-loop turn, as every handler that awaits I/O does.
+      const values = await repeat(ctx, 'drain.c16.yield', () => drainInProcess(ctx.db, sizes.yield, 16, true))
+      out.push(result(ctx, 'drain.c16.yield', {tasks: sizes.yield, concurrency: 16, processes: 1, handler: 'yields one turn'}, 'tasks/s', values, 'ceiling.claim_delete'))
     }
     const name = `drain.2proc.c${PROCESS_CONCURRENCY}`
     if (wanted(ctx.options, 'drain', name)) {
@@ -441,37 +448,61 @@ const gcGroup: ScenarioGroup = {
 
 const RSS_CONCURRENCY = 16
 
+/** Resident set of a process from /proc (Linux), read from outside so a busy event loop cannot skip samples; null elsewhere. */
+function residentMb(pid: number): number | null {
+  try {
+    const kb = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))
+    return kb ? Number(kb[1]) / 1024 : null
+  } catch {
+    return null
+  }
+}
+
 const rssGroup: ScenarioGroup = {
   group: 'rss',
-  names: () => ['rss.growth', 'rss.heap_growth', 'rss.peak', 'drain.long.c16'],
+  names: () => ['rss.growth', 'rss.peak', 'rss.heap_retained', 'drain.long.c16', 'drain.long.loop_stall_max'],
   async run(ctx) {
     const {db} = ctx
     const total = ctx.options.sizes.rssTasks
+    const sampleMs = ctx.options.smoke ? 50 : 500
     ctx.progress(`rss: filling ${total.toLocaleString('en-US')} tasks`)
     await db.reset()
     await db.fillTasks(total)
     ctx.progress(`rss: one daemon process drains ${total.toLocaleString('en-US')} tasks (single run)`)
-    const worker = spawnWorker({mode: 'rss', url: db.url, concurrency: RSS_CONCURRENCY, total, sampleMs: ctx.options.smoke ? 50 : 500}, ['--expose-gc'])
+    const worker = spawnWorker({mode: 'rss', url: db.url, concurrency: RSS_CONCURRENCY, total, sampleMs}, ['--expose-gc'])
+    const outside: MemorySample[] = []
     let done: Extract<FromWorker, {type: 'done'}>
+    let sampler: NodeJS.Timeout | undefined
     try {
       await worker.next('ready', 60_000)
+      const pid = worker.child.pid ?? 0
+      const start = nowMs()
+      sampler = setInterval(() => {
+        const rssMb = residentMb(pid)
+        if (rssMb !== null) outside.push({t: nowMs() - start, rssMb})
+      }, sampleMs)
       worker.send({type: 'go'})
       done = await worker.next('done', 3_600_000)
       await worker.exited
     } finally {
+      if (sampler) clearInterval(sampler)
       if (worker.child.exitCode === null) worker.child.kill()
     }
     await expectArchived(db, total, 'rss run')
     await db.reset()
-    const samples = done.samples ?? []
-    const baseline = samples.find((s) => s.succeeded >= total / 10) ?? samples[0]
+    // Sampled from outside when /proc allows (a starved event loop cannot skip those), else by the worker itself.
+    const samples = outside.length >= 2 ? outside : (done.samples ?? [])
+    const baseline = samples.find((s) => s.t >= done.ms / 10) ?? samples[0]
     const end = samples[samples.length - 1]
-    const params = {tasks: total, concurrency: RSS_CONCURRENCY, processes: 1, samples: samples.length}
+    const params = {tasks: total, concurrency: RSS_CONCURRENCY, processes: 1}
+    const heap = done.heapAfterGcMb ?? {start: 0, end: 0}
     return [
-      result(ctx, 'rss.growth', {...params, from_tasks: baseline.succeeded, from_mb: Math.round(baseline.rssMb)}, 'MB', [end.rssMb - baseline.rssMb]),
-      result(ctx, 'rss.heap_growth', {...params, after_gc: true}, 'MB', [(done.heapAfterGcMb?.end ?? 0) - (done.heapAfterGcMb?.baseline ?? 0)]),
-      result(ctx, 'rss.peak', params, 'MB', [Math.max(...samples.map((s) => s.rssMb))]),
-      result(ctx, 'drain.long.c16', {tasks: total, concurrency: RSS_CONCURRENCY, processes: 1}, 'tasks/s', [rate(total, done.ms)], 'ceiling.claim_delete'),
+      result(ctx, 'rss.growth', {...params, samples: samples.length, from_s: baseline.t / 1000, from_mb: baseline.rssMb, sampled: samples === outside ? 'outside' : 'inside'}, 'MB', [end.rssMb - baseline.rssMb]),
+      result(ctx, 'rss.peak', {...params, samples: samples.length}, 'MB', [Math.max(...samples.map((s) => s.rssMb))]),
+      result(ctx, 'rss.heap_retained', {...params, after_gc: true, start_mb: heap.start}, 'MB', [heap.end - heap.start]),
+      result(ctx, 'drain.long.c16', params, 'tasks/s', [rate(total, done.ms)], 'ceiling.claim_delete'),
+      // The longest the worker's event loop went without turning: timers (heartbeat, handler timeouts, ack flushes) wait that long.
+      result(ctx, 'drain.long.loop_stall_max', params, 'ms', [done.loopStallMaxMs ?? 0]),
     ]
   },
 }

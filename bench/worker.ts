@@ -43,23 +43,25 @@ async function main(config: WorkerConfig): Promise<void> {
     }
     const noop = countingNoop(config.total)
     const daemon = new Daemon({storage, generators: [queueGenerator], concurrency: config.concurrency, handlers: noop.handlers})
+    collect()
+    const heapStart = mb(process.memoryUsage().heapUsed)
     const go = nextMessage()
     await send({type: 'ready'})
     await go
     const start = nowMs()
     const samples: MemorySample[] = []
-    let baselineHeap: number | null = null
+    // The longest gap between turns of a 10 ms timer, counting a gap still open at the end (a loop
+    // that never turns never fires the timer at all, which perf_hooks' histogram would not see).
+    let lastTick = start
+    let longestGap = 0
+    const ticker = setInterval(() => {
+      const t = nowMs()
+      longestGap = Math.max(longestGap, t - lastTick)
+      lastTick = t
+    }, 10)
     let sampler: NodeJS.Timeout | undefined
     if (config.mode === 'rss') {
-      sampler = setInterval(() => {
-        const succeeded = daemon.stats.succeeded
-        if (baselineHeap === null && succeeded >= config.total / 10) {
-          collect()
-          baselineHeap = mb(process.memoryUsage().heapUsed)
-        }
-        const m = process.memoryUsage()
-        samples.push({t: nowMs() - start, succeeded, rssMb: mb(m.rss), heapMb: mb(m.heapUsed)})
-      }, config.sampleMs)
+      sampler = setInterval(() => samples.push({t: nowMs() - start, rssMb: mb(process.memoryUsage().rss)}), config.sampleMs)
     }
     await daemon.start()
     // Either every task ran (self-stopping) or the parent saw the queue empty and says stop.
@@ -67,12 +69,13 @@ async function main(config: WorkerConfig): Promise<void> {
     await daemon.stop({graceSeconds: 5})
     const ms = nowMs() - start
     if (sampler) clearInterval(sampler)
+    clearInterval(ticker)
+    longestGap = Math.max(longestGap, nowMs() - lastTick)
     if (config.mode === 'rss') {
-      const m = process.memoryUsage()
-      samples.push({t: ms, succeeded: daemon.stats.succeeded, rssMb: mb(m.rss), heapMb: mb(m.heapUsed)})
+      samples.push({t: ms, rssMb: mb(process.memoryUsage().rss)})
       collect()
-      const end = mb(process.memoryUsage().heapUsed)
-      await send({type: 'done', ms, stats: daemon.stats, samples, heapAfterGcMb: {baseline: baselineHeap ?? end, end}})
+      const heapEnd = mb(process.memoryUsage().heapUsed)
+      await send({type: 'done', ms, stats: daemon.stats, samples, heapAfterGcMb: {start: heapStart, end: heapEnd}, loopStallMaxMs: Math.max(0, longestGap - 10)})
     } else {
       await send({type: 'done', ms, stats: daemon.stats})
     }

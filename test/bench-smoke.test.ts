@@ -23,6 +23,7 @@ const EXPECTED = [
   'drain.c1',
   'drain.c16',
   'drain.c64',
+  'drain.c16.yield',
   'drain.2proc.c16',
   'idle.same_process.p50',
   'idle.same_process.p95',
@@ -37,9 +38,10 @@ const EXPECTED = [
   'ceiling.gc_delete',
   'gc.delete',
   'rss.growth',
-  'rss.heap_growth',
   'rss.peak',
+  'rss.heap_retained',
   'drain.long.c16',
+  'drain.long.loop_stall_max',
 ]
 const KEYS = ['name', 'dialect', 'params', 'runs', 'median', 'min', 'max', 'unit', 'ceiling_ratio']
 const UNITS = ['tasks/s', 'rows/s', 'ms', 'MB', 'x']
