@@ -214,20 +214,23 @@ const drainGroup: ScenarioGroup = {
 
 /** taskd's default idle polling ceiling (`taskd run --poll-max 250ms`). */
 const POLL_MAX_SECONDS = 0.25
-/** Waits longer than the polling ceiling, with jitter, so every sample starts from a fully idle daemon at a random phase. */
-const idleGap = () => sleep(POLL_MAX_SECONDS * 1000 + 50 + Math.random() * 150)
+/**
+ * Waits longer than the polling ceiling, with jitter, so every sample starts from a fully idle daemon
+ * at a random phase of its polling. Smoke mode only checks the plumbing and waits briefly.
+ */
+const idleGap = (smoke: boolean) => sleep(smoke ? 20 + Math.random() * 30 : POLL_MAX_SECONDS * 1000 + 50 + Math.random() * 150)
 
-async function sampleLatencies(samples: number, enqueueAndWait: (seq: number) => Promise<number>): Promise<number[]> {
+async function sampleLatencies(samples: number, smoke: boolean, enqueueAndWait: (seq: number) => Promise<number>): Promise<number[]> {
   const out: number[] = []
   for (let seq = 0; seq < samples; seq++) {
-    await idleGap()
+    await idleGap(smoke)
     out.push(await enqueueAndWait(seq))
   }
   return out
 }
 
 /** Same process: a daemon in this process; enqueueTask wakes it through the local signal. */
-async function idleSameProcess(storage: Storage, samples: number): Promise<number[]> {
+async function idleSameProcess(storage: Storage, samples: number, smoke: boolean): Promise<number[]> {
   const started = new Map<number, (at: number) => void>()
   const daemon = new Daemon({
     storage,
@@ -238,7 +241,7 @@ async function idleSameProcess(storage: Storage, samples: number): Promise<numbe
   })
   await daemon.start()
   try {
-    return await sampleLatencies(samples, async (seq) => {
+    return await sampleLatencies(samples, smoke, async (seq) => {
       const handlerStart = new Promise<number>((resolve) => started.set(seq, resolve))
       const t0 = nowMs()
       await enqueueTask(storage, {taskClass: PING_CLASS, data: {seq}})
@@ -250,11 +253,11 @@ async function idleSameProcess(storage: Storage, samples: number): Promise<numbe
 }
 
 /** Other process: a daemon in a worker process finds the task by polling; its handler reports over IPC. */
-async function idleOtherProcess(db: BenchDatabase, samples: number): Promise<number[]> {
+async function idleOtherProcess(db: BenchDatabase, samples: number, smoke: boolean): Promise<number[]> {
   const worker = spawnWorker({mode: 'idle', url: db.url, pollMaxSeconds: POLL_MAX_SECONDS})
   try {
     await worker.next('ready', 60_000)
-    const latencies = await sampleLatencies(samples, async (seq) => {
+    const latencies = await sampleLatencies(samples, smoke, async (seq) => {
       const t0 = nowMs()
       await enqueueTask(db.storage, {taskClass: PING_CLASS, data: {seq}})
       let message = await worker.next('started', 30_000)
@@ -277,8 +280,8 @@ const idleGroup: ScenarioGroup = {
     const out: BenchResult[] = []
     const samples = ctx.options.sizes.idleSamples
     const modes = [
-      {key: 'same_process', measure: () => idleSameProcess(ctx.db.storage, samples)},
-      {key: 'other_process', measure: () => idleOtherProcess(ctx.db, samples)},
+      {key: 'same_process', measure: () => idleSameProcess(ctx.db.storage, samples, ctx.options.smoke)},
+      {key: 'other_process', measure: () => idleOtherProcess(ctx.db, samples, ctx.options.smoke)},
     ]
     for (const mode of modes) {
       if (!wanted(ctx.options, 'idle', `idle.${mode.key}`)) continue
