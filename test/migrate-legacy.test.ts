@@ -545,7 +545,12 @@ describe.each(DIALECTS)('taskd migrate legacy into $name', ({name, skip}) => {
 async function blockedThreads(f: LegacyFixture, table: string): Promise<number[]> {
   const conn = await f.connect()
   try {
-    const [rows] = (await conn.query(`select trx_mysql_thread_id as t from information_schema.innodb_trx where trx_state = 'LOCK WAIT' and trx_query like ?`, [`%${table}%`])) as unknown as [{t: number}[]]
+    // The processlist, not information_schema.innodb_trx: MariaDB's innodb_trx view can lag a lock
+    // wait by many seconds. A statement on the table still executing after a moment is waiting.
+    const [rows] = (await conn.query(
+      `select id as t from information_schema.processlist where id <> connection_id() and command = 'Query' and time >= 1 and info like ? and info not like '%information_schema%'`,
+      [`%${table}%`],
+    )) as unknown as [{t: number}[]]
     return rows.map((r) => Number(r.t))
   } finally {
     await conn.end()

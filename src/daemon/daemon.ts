@@ -47,6 +47,9 @@ interface PendingAck {
 }
 
 const POLL_MIN_SECONDS = 0.005
+/** How long a few free slots wait for more to free before a lease round. */
+const REFILL_WAIT_SECONDS = 0.002
+const MAX_IDLE_DOUBTS = 50
 const DEFAULT_GRACE_SECONDS = 30
 const ACK_BATCH = 256
 /** Outcome batches recorded at once (each its own transaction and connection). */
@@ -96,6 +99,10 @@ export class Daemon {
   private needsReclaim = false
   /** Generators whose last lease came back full, with the best priority it held (see fillSlots). */
   private readonly fullLeaseHint = new Map<string, number>()
+  /** Idle checks in a row where ready() said yes but nothing could be leased. */
+  private idleDoubts = 0
+  /** Fewest free slots worth a lease round while other tasks still run. */
+  private readonly minRefill: number
   /** Outcome batches recorded so far. */
   private flushes = 0
   private consecutiveErrors = 0
@@ -106,6 +113,7 @@ export class Daemon {
     this.storage = options.storage
     this.generators = new Map(options.generators.map((g) => [g.key, g]))
     this.concurrency = Math.max(1, options.concurrency ?? 4)
+    this.minRefill = Math.max(1, Math.floor(this.concurrency / 4))
     this.leaseSeconds = Math.max(3, options.leaseSeconds ?? 60)
     this.pollMaxSeconds = options.pollMaxSeconds ?? 0.25
     this.priorityCeiling = options.priorityCeiling
@@ -200,6 +208,11 @@ export class Daemon {
       // them before leasing more.
       if (this.pendingAcks() >= Math.max(ACK_BATCH, this.concurrency * 2)) await this.flushAcks()
       const free = this.concurrency - this.running.size
+      // Slots that free one at a time are refilled in groups, not with one lease round per task.
+      if (free > 0 && free < this.minRefill && this.running.size > 0 && !this.stopping) {
+        await this.sleep(REFILL_WAIT_SECONDS)
+        continue
+      }
       // A round that started while tasks ran may have missed what they enqueued: never idle on it.
       const ranDuringRound = this.running.size > 0
       const flushesBefore = this.flushes
@@ -220,6 +233,7 @@ export class Daemon {
         }
       }
       this.lastFullRound = free > 0 && leased === free
+      if (leased > 0) this.idleDoubts = 0
       if (this.lastFullRound) {
         idleDelay = POLL_MIN_SECONDS
         // Yield to the macrotask queue (not just microtasks): outcome flushes run from setImmediate.
@@ -232,7 +246,10 @@ export class Daemon {
         if (this.acks.size === 0 && !this.flushing && this.flushes === flushesBefore) {
           // Leases lost in a failed round would otherwise expire after we left: release them first.
           const reclaimed = await this.reclaim().catch(() => -1)
-          if (reclaimed === 0) break
+          // A lease can miss rows another transaction holds locked for a moment (SKIP LOCKED):
+          // confirm with the generators' non-locking ready() before calling it idle.
+          // (Bounded: a generator whose ready() and lease() disagree must not keep us forever.)
+          if (reclaimed === 0 && (!(await this.anythingReady()) || ++this.idleDoubts > MAX_IDLE_DOUBTS)) break
           if (reclaimed < 0) this.needsReclaim = true
           continue
         }
@@ -251,6 +268,15 @@ export class Daemon {
   private activeGenerators(): TaskGenerator<Storage>[] {
     const ceiling = this.priorityCeiling
     return [...this.generators.values()].filter((g) => !this.paused.has(g.key) && (ceiling === undefined || g.priorityRange.min <= ceiling))
+  }
+
+  private async anythingReady(): Promise<boolean> {
+    try {
+      const answers = await Promise.all(this.activeGenerators().map((g) => g.ready(this.ctx(), {priorityCeiling: this.priorityCeiling})))
+      return answers.some((best) => best !== null)
+    } catch {
+      return true
+    }
   }
 
   /** Refs this daemon holds a lease on and knows about: running, or outcome not yet recorded. */
