@@ -1,5 +1,6 @@
 import {randomBytes} from 'node:crypto'
 import os from 'node:os'
+import {performance} from 'node:perf_hooks'
 
 import {describeError} from '../core/errors.js'
 import type {GeneratorContext, TaskGenerator} from '../core/generator.js'
@@ -99,6 +100,8 @@ export class Daemon {
   private needsReclaim = false
   /** Generators whose last lease came back full, with the best priority it held (see fillSlots). */
   private readonly fullLeaseHint = new Map<string, number>()
+  /** When a partial refill started waiting for more slots to free (see the loop). */
+  private refillWaitSince: number | null = null
   /** Idle checks in a row where ready() said yes but nothing could be leased. */
   private idleDoubts = 0
   /** Fewest free slots worth a lease round while other tasks still run. */
@@ -208,11 +211,17 @@ export class Daemon {
       // them before leasing more.
       if (this.pendingAcks() >= Math.max(ACK_BATCH, this.concurrency * 2)) await this.flushAcks()
       const free = this.concurrency - this.running.size
-      // Slots that free one at a time are refilled in groups, not with one lease round per task.
-      if (free > 0 && free < this.minRefill && this.running.size > 0 && !this.stopping) {
-        await this.sleep(REFILL_WAIT_SECONDS)
-        continue
+      // Slots that free one at a time are refilled in groups, not with one lease round per task:
+      // a few free slots wait briefly (once) for more to free, then are filled anyway.
+      if (free > 0 && free < this.minRefill && this.running.size > 0) {
+        this.refillWaitSince ??= performance.now()
+        const waited = (performance.now() - this.refillWaitSince) / 1000
+        if (waited < REFILL_WAIT_SECONDS) {
+          await this.sleep(REFILL_WAIT_SECONDS - waited)
+          continue
+        }
       }
+      this.refillWaitSince = null
       // A round that started while tasks ran may have missed what they enqueued: never idle on it.
       const ranDuringRound = this.running.size > 0
       const flushesBefore = this.flushes
@@ -251,6 +260,7 @@ export class Daemon {
           // (Bounded: a generator whose ready() and lease() disagree must not keep us forever.)
           if (reclaimed === 0 && (!(await this.anythingReady()) || ++this.idleDoubts > MAX_IDLE_DOUBTS)) break
           if (reclaimed < 0) this.needsReclaim = true
+          await this.sleep(POLL_MIN_SECONDS)
           continue
         }
         await this.flushAcks()
