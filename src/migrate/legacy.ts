@@ -414,27 +414,46 @@ class LegacyMigration {
         if (done) out.push(done)
         return !done
       })
-      if (fresh.length > 0 && !this.dryRun) {
-        const before = await store.db.selectFrom('taskd_webhooks').select(sql<number | null>`max(id)`.as('m')).executeTakeFirst()
-        const maxBefore = Number(before?.m ?? 0)
-        await insertChunked(fresh, (chunk) => store.db.insertInto('taskd_webhooks').values(chunk.map(hookRow)).execute())
-        const ids = await this.newIds(store, 'taskd_webhooks', maxBefore, fresh.map((r) => r.id))
-        const now = store.now()
-        await this.track(
-          store,
-          fresh.map((r) => {
-            const problem = hookProblem(r)
-            return {source_table: sourceTable, legacy_id: r.id, legacy_phid: r.phid, outcome: problem ? 'failed' : 'imported', target_table: 'taskd_webhooks', target_id: ids.get(r.id) ?? null, detail: problem, imported_at: now}
-          }),
-        )
-      }
-      for (const r of fresh) {
-        const problem = hookProblem(r)
-        out.push({legacyId: r.id, outcome: problem ? 'failed' : 'imported', reason: problem ?? undefined})
-      }
+      out.push(
+        ...(await this.importWithNewIds(store, {
+          sourceTable,
+          targetTable: 'taskd_webhooks',
+          rows: fresh,
+          insert: (chunk) => store.db.insertInto('taskd_webhooks').values(chunk.map(hookRow)).execute(),
+          problemOf: hookProblem,
+        })),
+      )
       return out
     })
     return results
+  }
+
+  /**
+   * Inserts rows whose target ids come from auto-increment (hooks, requests), tracks each under the
+   * id it got (in the same transaction), and reports every row's outcome. Nothing is written on a dry run.
+   */
+  private async importWithNewIds<R extends {id: number; phid: string}>(
+    store: Storage,
+    options: {sourceTable: string; targetTable: 'taskd_webhooks' | 'taskd_webhook_requests'; rows: R[]; insert: (chunk: R[]) => Promise<unknown>; problemOf: (row: R) => string | null},
+  ): Promise<RowResult[]> {
+    const {sourceTable, targetTable, rows, problemOf} = options
+    if (rows.length > 0 && !this.dryRun) {
+      const before = await store.db.selectFrom(targetTable).select(sql<number | null>`max(id)`.as('m')).executeTakeFirst()
+      await insertChunked(rows, options.insert)
+      const ids = await this.newIds(store, targetTable, Number(before?.m ?? 0), rows.map((r) => r.id))
+      const now = store.now()
+      await this.track(
+        store,
+        rows.map((r) => {
+          const problem = problemOf(r)
+          return {source_table: sourceTable, legacy_id: r.id, legacy_phid: r.phid, outcome: problem ? 'failed' : 'imported', target_table: targetTable, target_id: ids.get(r.id) ?? null, detail: problem, imported_at: now}
+        }),
+      )
+    }
+    return rows.map((r) => {
+      const problem = problemOf(r)
+      return {legacyId: r.id, outcome: problem ? 'failed' : 'imported', reason: problem ?? undefined}
+    })
   }
 
   /** Ids the target gave rows just inserted (auto-increment), by legacy id. */
@@ -490,29 +509,19 @@ class LegacyMigration {
           out.push({legacyId: r.id, outcome: 'skipped', reason: why})
         } else fresh.push(r)
       }
-      if (fresh.length > 0 && !this.dryRun) {
-        const before = await store.db.selectFrom('taskd_webhook_requests').select(sql<number | null>`max(id)`.as('m')).executeTakeFirst()
-        const maxBefore = Number(before?.m ?? 0)
-        await insertChunked(fresh, (chunk) =>
-          store.db
-            .insertInto('taskd_webhook_requests')
-            .values(chunk.map((r) => ({...requestRow(r), hook_id: this.hookTargets.get(r.webhookPHID) ?? 0})))
-            .execute(),
-        )
-        const ids = await this.newIds(store, 'taskd_webhook_requests', maxBefore, fresh.map((r) => r.id))
-        const now = store.now()
-        await this.track(
-          store,
-          fresh.map((r) => {
-            const problem = requestProblem(r)
-            return {source_table: sourceTable, legacy_id: r.id, legacy_phid: r.phid, outcome: problem ? 'failed' : 'imported', target_table: 'taskd_webhook_requests', target_id: ids.get(r.id) ?? null, detail: problem, imported_at: now}
-          }),
-        )
-      }
-      for (const r of fresh) {
-        const problem = requestProblem(r)
-        out.push({legacyId: r.id, outcome: problem ? 'failed' : 'imported', reason: problem ?? undefined})
-      }
+      out.push(
+        ...(await this.importWithNewIds(store, {
+          sourceTable,
+          targetTable: 'taskd_webhook_requests',
+          rows: fresh,
+          insert: (chunk) =>
+            store.db
+              .insertInto('taskd_webhook_requests')
+              .values(chunk.map((r) => ({...requestRow(r), hook_id: this.hookTargets.get(r.webhookPHID) ?? 0})))
+              .execute(),
+          problemOf: requestProblem,
+        })),
+      )
       return out
     })
   }
